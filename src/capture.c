@@ -1,0 +1,538 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture.c
+ *		  Change capture: the trigger that turns row changes into events
+ *
+ * mfgsync.track() installs four triggers on a staging table, all calling
+ * mfgsync_capture:
+ *
+ *	- AFTER INSERT, AFTER UPDATE and AFTER DELETE, FOR EACH STATEMENT, with
+ *	  transition tables.  One call per statement sees every changed row, so
+ *	  INSERT ... SELECT and COPY of a million rows cost one call and
+ *	  batched outbox writes, not a million trigger invocations;
+ *	- BEFORE TRUNCATE, which refuses the TRUNCATE unless the table opted
+ *	  into a Truncate event.
+ *
+ * The mapping (message type, key columns, column -> domain name) is passed
+ * as trigger arguments, so it needs no catalog query of our own: it is
+ * resolved against the table's tuple descriptor once and cached per
+ * relation until the next relcache invalidation, which re-tracking (it
+ * recreates the triggers) and every ALTER TABLE send.  Argument layout:
+ *
+ *	  message_type, 'error' | 'event', nkeys, key column..., then either
+ *	  '*' (every column under its own name) or (column, domain name) pairs.
+ *
+ * Per row: INSERT -> Add; DELETE -> Delete with old_data; UPDATE -> Change
+ * with data and old_data, nothing if no mapped column's JSON changed, and
+ * Delete of the old key followed by Add of the new one if the key changed.
+ * Values are rendered by json.c; "changed" means "renders differently".
+ *
+ * Portions Copyright (c) 2026, mfgsync developers
+ *
+ * IDENTIFICATION
+ *		  src/capture.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_trigger.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
+#include "executor/tuptable.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+
+#include "json.h"
+#include "mfgsync.h"
+#include "outbox.h"
+
+PG_FUNCTION_INFO_V1(mfgsync_capture);
+PG_FUNCTION_INFO_V1(mfgsync_record_trigger_dependencies);
+
+/* one mapped column */
+typedef struct MfgCaptureColumn
+{
+	AttrNumber	attnum;			/* column in the tracked table */
+	char	   *jsonkey;		/* "domain name": escaped, ready to append */
+	MfgJsonType type;			/* how its values render */
+} MfgCaptureColumn;
+
+/* the resolved mapping of one tracked table */
+typedef struct MfgCapture
+{
+	Oid			relid;			/* hash key: the tracked table */
+	bool		valid;			/* false once invalidated */
+	MemoryContext mcxt;			/* owns everything below */
+	text	   *message_type;	/* the events' message type */
+	bool		truncate_event; /* TRUNCATE emits an event instead of
+								 * failing */
+	int			nkeys;			/* number of key columns */
+	MfgCaptureColumn *keys;		/* key columns, under their domain names */
+	int			ncolumns;		/* number of mapped columns */
+	MfgCaptureColumn *columns;	/* mapped columns, in mapping order */
+} MfgCapture;
+
+/* relid -> MfgCapture, in CacheMemoryContext */
+static HTAB *capture_cache = NULL;
+
+/*
+ * invalidate_capture
+ *		Relcache callback: forget the mapping of relid (all if InvalidOid).
+ */
+static void
+invalidate_capture(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	MfgCapture *cap;
+
+	if (capture_cache == NULL)
+		return;
+	if (OidIsValid(relid))
+	{
+		cap = hash_search(capture_cache, &relid, HASH_FIND, NULL);
+		if (cap)
+			cap->valid = false;
+		return;
+	}
+	hash_seq_init(&status, capture_cache);
+	while ((cap = hash_seq_search(&status)) != NULL)
+		cap->valid = false;
+}
+
+/*
+ * lookup_column
+ *		Attribute number of column name in rel, or an error naming it.
+ */
+static AttrNumber
+lookup_column(Relation rel, const char *name)
+{
+	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), name);
+
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" tracked by mfgsync does not exist in relation \"%s\"",
+						name, RelationGetRelationName(rel)),
+				 errhint("Call mfgsync.track() again with the current column names.")));
+	return attnum;
+}
+
+/*
+ * init_column
+ *		Fill col for column colname of rel, rendered under domain name.
+ */
+static void
+init_column(MfgCaptureColumn *col, Relation rel, const char *colname,
+			const char *domain, MemoryContext mcxt)
+{
+	StringInfoData buf;
+
+	col->attnum = lookup_column(rel, colname);
+	initStringInfo(&buf);
+	mfgsync_json_append_key(&buf, domain);
+	col->jsonkey = buf.data;
+	mfgsync_json_type_init(&col->type,
+						   TupleDescAttr(RelationGetDescr(rel),
+										 col->attnum - 1)->atttypid,
+						   mcxt);
+}
+
+/*
+ * build_capture
+ *		Resolve the trigger arguments of trigger against rel into cap.
+ *
+ * Raises ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED for arguments that
+ * mfgsync.track() would not have written, and ERRCODE_UNDEFINED_COLUMN for
+ * a mapped column that no longer exists.
+ */
+static void
+build_capture(MfgCapture *cap, Relation rel, Trigger *trigger)
+{
+	char	  **args = trigger->tgargs;
+	int			nargs = trigger->tgnargs;
+	int			pos;
+	int			i;
+	MemoryContext oldcxt;
+
+	if (nargs < 4 || (strcmp(args[1], "error") != 0 && strcmp(args[1], "event") != 0) ||
+		(cap->nkeys = pg_strtoint32(args[2])) < 1 || 3 + cap->nkeys >= nargs)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" on relation \"%s\" has invalid mfgsync arguments",
+						trigger->tgname, RelationGetRelationName(rel)),
+				 errhint("Create capture triggers with mfgsync.track().")));
+
+	cap->mcxt = AllocSetContextCreate(CacheMemoryContext, "mfgsync capture mapping",
+									  ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(cap->mcxt);
+
+	cap->message_type = cstring_to_text(args[0]);
+	cap->truncate_event = strcmp(args[1], "event") == 0;
+
+	/* mapped columns: '*' or (column, domain) pairs after the keys */
+	pos = 3 + cap->nkeys;
+	if (nargs == pos + 1 && strcmp(args[pos], "*") == 0)
+	{
+		TupleDesc	tupdesc = RelationGetDescr(rel);
+
+		cap->columns = palloc(sizeof(MfgCaptureColumn) * tupdesc->natts);
+		cap->ncolumns = 0;
+		for (i = 0; i < tupdesc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+			if (att->attisdropped)
+				continue;
+			init_column(&cap->columns[cap->ncolumns++], rel,
+						NameStr(att->attname), NameStr(att->attname), cap->mcxt);
+		}
+	}
+	else
+	{
+		if ((nargs - pos) % 2 != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("trigger \"%s\" on relation \"%s\" has invalid mfgsync arguments",
+							trigger->tgname, RelationGetRelationName(rel)),
+					 errhint("Create capture triggers with mfgsync.track().")));
+		cap->ncolumns = (nargs - pos) / 2;
+		cap->columns = palloc(sizeof(MfgCaptureColumn) * cap->ncolumns);
+		for (i = 0; i < cap->ncolumns; i++)
+			init_column(&cap->columns[i], rel, args[pos + 2 * i],
+						args[pos + 2 * i + 1], cap->mcxt);
+	}
+
+	/* key columns, under their domain name where they are mapped */
+	cap->keys = palloc(sizeof(MfgCaptureColumn) * cap->nkeys);
+	for (i = 0; i < cap->nkeys; i++)
+	{
+		const char *colname = args[3 + i];
+		const char *domain = colname;
+		int			j;
+
+		for (j = pos; j + 1 < nargs; j += 2)
+			if (strcmp(args[j], colname) == 0)
+				domain = args[j + 1];
+		init_column(&cap->keys[i], rel, colname, domain, cap->mcxt);
+	}
+
+	MemoryContextSwitchTo(oldcxt);
+	cap->valid = true;
+}
+
+/*
+ * get_capture
+ *		The cached mapping of the trigger's relation, (re)built if needed.
+ */
+static MfgCapture *
+get_capture(Relation rel, Trigger *trigger)
+{
+	Oid			relid = RelationGetRelid(rel);
+	MfgCapture *cap;
+	bool		found;
+
+	if (capture_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(MfgCapture);
+		capture_cache = hash_create("mfgsync capture cache", 64, &ctl,
+									HASH_ELEM | HASH_BLOBS);
+		CacheRegisterRelcacheCallback(invalidate_capture, (Datum) 0);
+	}
+
+	cap = hash_search(capture_cache, &relid, HASH_ENTER, &found);
+	if (found && cap->valid)
+		return cap;
+	if (found && cap->mcxt)
+		MemoryContextDelete(cap->mcxt);
+	cap->mcxt = NULL;
+	cap->valid = false;
+	PG_TRY();
+	{
+		build_capture(cap, rel, trigger);
+	}
+	PG_CATCH();
+	{
+		/* leave no half-built entry behind */
+		if (cap->mcxt)
+			MemoryContextDelete(cap->mcxt);
+		hash_search(capture_cache, &relid, HASH_REMOVE, NULL);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return cap;
+}
+
+/*
+ * render_object
+ *		Reset buf to a JSON object of the given columns of slot.
+ */
+static void
+render_object(StringInfo buf, MfgCaptureColumn *cols, int ncols,
+			  TupleTableSlot *slot)
+{
+	int			i;
+
+	resetStringInfo(buf);
+	appendStringInfoChar(buf, '{');
+	for (i = 0; i < ncols; i++)
+	{
+		Datum		value;
+		bool		isnull;
+
+		if (i > 0)
+			appendStringInfoChar(buf, ',');
+		appendStringInfoString(buf, cols[i].jsonkey);
+		value = slot_getattr(slot, cols[i].attnum, &isnull);
+		mfgsync_json_append_value(buf, value, isnull, &cols[i].type);
+	}
+	appendStringInfoChar(buf, '}');
+}
+
+/*
+ * start_reading
+ *		Position a private read pointer of a transition table at its start,
+ *		leaving the positions other triggers use untouched.
+ */
+static void
+start_reading(Tuplestorestate *ts)
+{
+	tuplestore_select_read_pointer(ts, tuplestore_alloc_read_pointer(ts, 0));
+	tuplestore_rescan(ts);
+}
+
+/*
+ * capture_rows
+ *		Write the events of one statement: oldtable and/or newtable are the
+ *		transition tables (INSERT: new only, DELETE: old only, UPDATE: both,
+ *		stored pairwise in the same order).
+ */
+static void
+capture_rows(MfgCapture *cap, Relation rel, Tuplestorestate *oldtable,
+			 Tuplestorestate *newtable)
+{
+	MemoryContext rowcxt;
+	MemoryContext oldcxt;
+	TupleTableSlot *oldslot = NULL;
+	TupleTableSlot *newslot = NULL;
+	StringInfoData key;
+	StringInfoData oldkey;
+	StringInfoData data;
+	StringInfoData olddata;
+	MfgOutboxWriter *w;
+
+	w = mfgsync_outbox_open(tuplestore_tuple_count(newtable ? newtable : oldtable));
+	initStringInfo(&key);
+	initStringInfo(&oldkey);
+	initStringInfo(&data);
+	initStringInfo(&olddata);
+	if (oldtable)
+	{
+		oldslot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+		start_reading(oldtable);
+	}
+	if (newtable)
+	{
+		newslot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+		start_reading(newtable);
+	}
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "mfgsync capture row",
+								   ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		bool		have_old = oldtable && tuplestore_gettupleslot(oldtable, true, false, oldslot);
+		bool		have_new = newtable && tuplestore_gettupleslot(newtable, true, false, newslot);
+
+		if (!have_old && !have_new)
+			break;
+		if (oldtable && newtable && have_old != have_new)
+			elog(ERROR, "transition tables of relation \"%s\" differ in length",
+				 RelationGetRelationName(rel));
+
+		oldcxt = MemoryContextSwitchTo(rowcxt);
+		if (have_new)
+		{
+			render_object(&key, cap->keys, cap->nkeys, newslot);
+			render_object(&data, cap->columns, cap->ncolumns, newslot);
+		}
+		if (have_old)
+		{
+			render_object(&oldkey, cap->keys, cap->nkeys, oldslot);
+			render_object(&olddata, cap->columns, cap->ncolumns, oldslot);
+		}
+		MemoryContextSwitchTo(oldcxt);
+
+		if (!have_old)
+			mfgsync_outbox_append(w, cap->message_type, MFGSYNC_ACTION_ADD,
+								  key.data, data.data, NULL);
+		else if (!have_new)
+			mfgsync_outbox_append(w, cap->message_type, MFGSYNC_ACTION_DELETE,
+								  oldkey.data, NULL, olddata.data);
+		else if (strcmp(key.data, oldkey.data) != 0)
+		{
+			mfgsync_outbox_append(w, cap->message_type, MFGSYNC_ACTION_DELETE,
+								  oldkey.data, NULL, olddata.data);
+			mfgsync_outbox_append(w, cap->message_type, MFGSYNC_ACTION_ADD,
+								  key.data, data.data, NULL);
+		}
+		else if (strcmp(data.data, olddata.data) != 0)
+			mfgsync_outbox_append(w, cap->message_type, MFGSYNC_ACTION_CHANGE,
+								  key.data, data.data, olddata.data);
+		MemoryContextReset(rowcxt);
+	}
+
+	mfgsync_outbox_close(w);
+	MemoryContextDelete(rowcxt);
+	if (oldslot)
+		ExecDropSingleTupleTableSlot(oldslot);
+	if (newslot)
+		ExecDropSingleTupleTableSlot(newslot);
+}
+
+/*
+ * capture_truncate
+ *		BEFORE TRUNCATE: refuse, or write one Truncate event.
+ */
+static void
+capture_truncate(MfgCapture *cap, Relation rel)
+{
+	MfgOutboxWriter *w;
+
+	if (!cap->truncate_event)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot truncate relation \"%s\" because mfgsync tracks it",
+						RelationGetRelationName(rel)),
+				 errdetail("TRUNCATE removes rows without row-level change events."),
+				 errhint("Use DELETE, call mfgsync.track() with truncate_event => true to emit a Truncate event, or call mfgsync.untrack() first.")));
+
+	w = mfgsync_outbox_open(1);
+	mfgsync_outbox_append(w, cap->message_type, MFGSYNC_ACTION_TRUNCATE,
+						  NULL, NULL, NULL);
+	mfgsync_outbox_close(w);
+}
+
+/*
+ * mfgsync_capture
+ *		The capture trigger (SQL: mfgsync.capture()).
+ *
+ * Must be fired FOR EACH STATEMENT: AFTER INSERT/UPDATE/DELETE with the
+ * transition tables of its event, or BEFORE TRUNCATE.  Anything else raises
+ * ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED.
+ */
+Datum
+mfgsync_capture(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TriggerEvent event;
+	MfgCapture *cap;
+	Tuplestorestate *oldtable = NULL;
+	Tuplestorestate *newtable = NULL;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"mfgsync.capture\" was not called by trigger manager")));
+	event = trigdata->tg_event;
+	if (!TRIGGER_FIRED_FOR_STATEMENT(event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"mfgsync.capture\" must be fired FOR EACH STATEMENT")));
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(event))
+	{
+		if (!TRIGGER_FIRED_BEFORE(event))
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("function \"mfgsync.capture\" must be fired BEFORE TRUNCATE")));
+	}
+	else
+	{
+		if (!TRIGGER_FIRED_AFTER(event))
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("function \"mfgsync.capture\" must be fired AFTER INSERT, UPDATE or DELETE")));
+		if (!TRIGGER_FIRED_BY_INSERT(event))
+			oldtable = trigdata->tg_oldtable;
+		if (!TRIGGER_FIRED_BY_DELETE(event))
+			newtable = trigdata->tg_newtable;
+		if ((!TRIGGER_FIRED_BY_INSERT(event) && oldtable == NULL) ||
+			(!TRIGGER_FIRED_BY_DELETE(event) && newtable == NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("function \"mfgsync.capture\" needs the transition tables of its event"),
+					 errhint("Create capture triggers with mfgsync.track().")));
+	}
+
+	cap = get_capture(trigdata->tg_relation, trigdata->tg_trigger);
+	if (TRIGGER_FIRED_BY_TRUNCATE(event))
+		capture_truncate(cap, trigdata->tg_relation);
+	else
+		capture_rows(cap, trigdata->tg_relation, oldtable, newtable);
+
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * mfgsync_record_trigger_dependencies
+ *		Make every capture trigger on a relation depend on the extension
+ *		(SQL: mfgsync.record_trigger_dependencies(regclass), used by
+ *		mfgsync.track()).
+ *
+ * The dependency is automatic, so DROP EXTENSION removes the triggers it
+ * made without CASCADE, while the triggers stay ordinary objects of the
+ * table for pg_dump.
+ */
+Datum
+mfgsync_record_trigger_dependencies(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	ObjectAddress extension;
+	Oid			capture_fn;
+	Relation	tgrel;
+	ScanKeyData skey;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
+	ObjectAddressSet(extension, ExtensionRelationId,
+					 get_extension_oid(MFGSYNC_NAME, false));
+	capture_fn = LookupFuncName(list_make2(makeString(MFGSYNC_NAME),
+										   makeString("capture")),
+								0, NULL, false);
+
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&skey, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true, NULL, 1, &skey);
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tuple);
+		ObjectAddress trigger;
+
+		if (tg->tgfoid != capture_fn)
+			continue;
+		ObjectAddressSet(trigger, TriggerRelationId, tg->oid);
+		recordDependencyOn(&trigger, &extension, DEPENDENCY_AUTO);
+	}
+	systable_endscan(scan);
+	table_close(tgrel, AccessShareLock);
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,111 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *		  Every mfgsync.* configuration setting, in one place
+ *
+ * All settings are defined here and nowhere else, and the "mfgsync" prefix
+ * is reserved so that a misspelt setting in postgresql.conf is reported
+ * instead of silently ignored.  doc/configuration.md describes each one;
+ * the README carries the summary table.
+ *
+ * Portions Copyright (c) 2026, mfgsync developers
+ *
+ * IDENTIFICATION
+ *		  src/guc.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "utils/guc.h"
+
+#include "mfgsync.h"
+
+/*
+ * mfgsync.database: the database whose outbox the background workers
+ * deliver.  Fixed at server start, as the launcher connects to it once.
+ */
+char	   *mfgsync_database = NULL;
+
+/*
+ * mfgsync.max_workers: how many sender workers the launcher may run.  Each
+ * one takes a background worker slot (max_worker_processes).
+ */
+int			mfgsync_max_workers = 4;
+
+/*
+ * mfgsync.batch_size: how many events a sender claims in one transaction
+ * and how many go into one batched CloudEvents request.
+ */
+int			mfgsync_batch_size = 100;
+
+/*
+ * mfgsync.retention: how long delivered events stay in the outbox for
+ * audit and replay before they are retired in bulk, in seconds.
+ */
+int			mfgsync_retention = 7 * 24 * 3600;
+
+/*
+ * check_database
+ *		GUC check hook: the worker database must be named.
+ */
+static bool
+check_database(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+	{
+		GUC_check_errdetail("mfgsync.database must name a database.");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * mfgsync_guc_define
+ *		Define every mfgsync.* setting and reserve the prefix.
+ *
+ * Called once from _PG_init in the postmaster.
+ */
+void
+mfgsync_guc_define(void)
+{
+	DefineCustomStringVariable("mfgsync.database",
+							   "Database in which the mfgsync background workers deliver events.",
+							   NULL,
+							   &mfgsync_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   check_database, NULL, NULL);
+
+	DefineCustomIntVariable("mfgsync.max_workers",
+							"Maximum number of mfgsync sender workers.",
+							NULL,
+							&mfgsync_max_workers,
+							4, 1, 64,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("mfgsync.batch_size",
+							"Number of events a sender claims and sends per batch.",
+							NULL,
+							&mfgsync_batch_size,
+							100, 1, 10000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("mfgsync.retention",
+							"How long delivered events are kept in the outbox.",
+							NULL,
+							&mfgsync_retention,
+							7 * 24 * 3600, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved(MFGSYNC_NAME);
+}

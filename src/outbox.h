@@ -1,0 +1,30 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox.h
+ *		  Writing change events into the transactional outbox
+ *
+ * Portions Copyright (c) 2026, mfgsync developers
+ *
+ * IDENTIFICATION
+ *		  src/outbox.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MFGSYNC_OUTBOX_H
+#define MFGSYNC_OUTBOX_H
+
+/* actions, as stored in mfgsync.outbox.action */
+#define MFGSYNC_ACTION_ADD		"Add"
+#define MFGSYNC_ACTION_CHANGE	"Change"
+#define MFGSYNC_ACTION_DELETE	"Delete"
+#define MFGSYNC_ACTION_TRUNCATE "Truncate"
+
+typedef struct MfgOutboxWriter MfgOutboxWriter;
+
+extern MfgOutboxWriter *mfgsync_outbox_open(int64 expected_rows);
+extern void mfgsync_outbox_append(MfgOutboxWriter *w, text *message_type,
+								  const char *action, const char *key,
+								  const char *data, const char *old_data);
+extern void mfgsync_outbox_close(MfgOutboxWriter *w);
+
+#endif							/* MFGSYNC_OUTBOX_H */

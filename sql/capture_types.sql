@@ -1,0 +1,98 @@
+--
+-- capture_types: exact JSON rendering of every kind of value
+--
+CREATE TYPE shift AS ENUM ('early', 'late', 'night');
+CREATE DOMAIN quantity AS numeric(14,3) CHECK (VALUE >= 0);
+CREATE DOMAIN code AS text CHECK (VALUE ~ '^[A-Z]');
+CREATE TYPE dimension AS (value numeric, unit text);
+
+CREATE TABLE typed (
+    id      int PRIMARY KEY,
+    n       numeric,
+    i2      smallint,
+    i8      bigint,
+    f4      real,
+    f8      double precision,
+    b       boolean,
+    d       date,
+    ts      timestamp,
+    tstz    timestamptz,
+    t       text,
+    vc      varchar(20),
+    c       char(4),
+    by      bytea,
+    ia      int[],
+    ta      text[],
+    ma      int[],
+    js      json,
+    jb      jsonb,
+    e       shift,
+    q       quantity,
+    dc      code,
+    comp    dimension,
+    u       uuid,
+    iv      interval
+);
+SELECT mfgsync.track('typed', 'Typed');
+
+SET TimeZone = 'Europe/Berlin';
+SET bytea_output = 'escape';    -- rendering does not depend on it
+SET extra_float_digits = 0;     -- nor on this
+INSERT INTO typed VALUES (
+    1,
+    12345678901234567890.123456789012345678901234567890,
+    -32768,
+    9223372036854775807,
+    1.1,
+    0.1,
+    true,
+    '2026-11-21',
+    '2026-11-21 08:00:00.123456',
+    '2026-07-01 06:00:00+00',
+    E'quote " backslash \\ slash / newline \n tab \t bell \x07 umlaut äöü euro € emoji 😀',
+    'varchar',
+    'ab',
+    '\x00ff10'::bytea,
+    '{1,NULL,3}',
+    '{"a","b,c",NULL,"d\"e"}',
+    '{{1,2},{3,4}}',
+    '{"k": [1, 2.50,  "x"]}',
+    '{"k": [1, 2.50, "x"]}',
+    'night',
+    1.5,
+    'Code',
+    ROW(12.50, 'mm'),
+    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+    '1 day 02:00:00'
+);
+-- special values: NaN, infinities, empty array and string, all NULLs
+INSERT INTO typed (id, n, f4, f8, d, tstz, t, ia, ta)
+VALUES (2, 'NaN', '-Infinity', 'Infinity', 'infinity', '-infinity', '', '{}', '{""}');
+INSERT INTO typed (id) VALUES (3);
+
+-- the JSON text exactly as stored in the outbox
+SELECT id, data FROM mfgsync.outbox ORDER BY id;
+
+-- it is valid JSON and equal to to_jsonb() of the row, for every type
+-- (to_jsonb follows bytea_output; with the default they agree)
+RESET bytea_output;
+RESET extra_float_digits;
+SELECT o.key::jsonb ->> 'id' AS id,
+       o.data::jsonb = to_jsonb(typed) AS same_as_to_jsonb
+  FROM mfgsync.outbox o JOIN typed ON typed.id = (o.key::jsonb ->> 'id')::int
+ ORDER BY 1;
+
+-- old values render the same way
+UPDATE typed SET n = n + 1, by = '\xdeadbeef' WHERE id = 1;
+SELECT action, data->'n' AS n, old_data->'n' AS old_n, data->'by' AS by,
+       old_data->'by' AS old_by
+  FROM mfgsync.events WHERE action = 'Change';
+
+-- a key of several types renders as one object
+SELECT mfgsync.track('typed', 'Typed', '{d,id,e}', '{"id": "ID", "t": "Text"}');
+UPDATE typed SET t = 'changed' WHERE id = 1;
+SELECT key, data FROM mfgsync.outbox WHERE action = 'Change' ORDER BY id DESC LIMIT 1;
+
+RESET TimeZone;
+DROP TABLE typed;
+SELECT count(*) FROM take_events() WHERE message_type = 'Typed';

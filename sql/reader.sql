@@ -1,0 +1,34 @@
+--
+-- reader: consumers read the outbox in commit order (concurrency is covered
+-- by test/specs/commit_order.spec)
+--
+CREATE TABLE machine (machine_code text PRIMARY KEY, status text);
+SELECT mfgsync.track('machine', 'Equipment');
+INSERT INTO machine VALUES ('M-0', 'idle');       -- before registration
+
+SELECT mfgsync.register_consumer('erp');
+SELECT mfgsync.register_consumer('erp');          -- already registered
+SELECT mfgsync.register_consumer('');
+
+INSERT INTO machine VALUES ('M-1', 'idle');
+UPDATE machine SET status = 'running' WHERE machine_code = 'M-1';
+SELECT action, key, data FROM mfgsync.read_events('erp');
+-- nothing new
+SELECT count(*) FROM mfgsync.read_events('erp');
+
+-- a read that rolls back is read again
+INSERT INTO machine VALUES ('M-2', 'idle');
+BEGIN;
+SELECT action, key FROM mfgsync.read_events('erp');
+ROLLBACK;
+SELECT action, key FROM mfgsync.read_events('erp');
+
+-- the consumer's position is a snapshot
+SELECT name, pg_typeof(snapshot), last_read_at IS NOT NULL AS has_read
+  FROM mfgsync.consumer;
+
+SELECT mfgsync.read_events('nobody');
+SELECT mfgsync.unregister_consumer('erp');
+SELECT mfgsync.unregister_consumer('erp');
+DROP TABLE machine;
+SELECT count(*) FROM take_events();

@@ -45,9 +45,10 @@ include $(PGXS)
 # pgindent's layout with Debian's pg_bsd_indent (see ../shared/STYLE.md, 8)
 indent: all
 	objdump -W $(OBJS) | awk '/DW_TAG_typedef/{f=1;next} f&&/DW_AT_name/{print $$NF;f=0}' | sort -u > typedefs.list
-	pg_bsd_indent -bad -bap -bbb -bc -bl -cli1 -cp33 -cdb -nce -d0 -di12 -nfc1 \
-		-i4 -l79 -lp -lpl -nip -npro -sac -tpg -ts4 -Utypedefs.list \
-		src/*.c src/*.h
+	for f in src/*.c src/*.h; do \
+		pg_bsd_indent -bad -bap -bbb -bc -bl -cli1 -cp33 -cdb -nce -d0 -di12 -nfc1 \
+			-i4 -l79 -lp -lpl -nip -npro -sac -tpg -ts4 -Utypedefs.list "$$f" || exit 1; \
+	done
 	rm -f src/*.BAK
 
 bench:

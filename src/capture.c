@@ -79,8 +79,7 @@ typedef struct MfgCapture
 	bool		valid;			/* false once invalidated */
 	MemoryContext mcxt;			/* owns everything below */
 	text	   *message_type;	/* the events' message type */
-	bool		truncate_event; /* TRUNCATE emits an event instead of
-								 * failing */
+	bool		truncate_event; /* TRUNCATE emits an event instead of failing */
 	int			nkeys;			/* number of key columns */
 	MfgCaptureColumn *keys;		/* key columns, under their domain names */
 	int			ncolumns;		/* number of mapped columns */

@@ -1,0 +1,391 @@
+#!/bin/bash
+# test/bench/run.sh - mfgsync capture overhead benchmark, from a fresh machine.
+#
+#   test/bench/run.sh                      # defaults: 20 s per run, 3 rounds
+#   BENCH_SECONDS=3 ROUNDS=1 test/bench/run.sh   # quick smoke test
+#
+# Installs what is missing, builds and installs mfgsync (test/common.sh's
+# prepare), then, as the unprivileged user $MFGSYNC_USER when started as
+# root, starts a throwaway cluster and measures:
+#
+#   1. single-row UPDATE by primary key, pgbench -c 2 -j 2 -M prepared, on
+#      four 100,000-row pgbench_accounts copies: untracked, tracked by
+#      mfgsync, with a PL/pgSQL outbox trigger, and with PgQ's logutriga;
+#      once with synchronous_commit = off and once with it on.  ROUNDS
+#      rounds, each running the four variants in rotated order; the median
+#      tps per variant is reported with its ratio to the untracked median;
+#   2. one INSERT ... SELECT of 1,000,000 rows into a production-order
+#      shaped table, untracked vs tracked by mfgsync, 3 runs each,
+#      alternating; medians and the ratio tracked/untracked.
+#
+# Ends with a figures table, which targets are met, and the machine.  Exits
+# 0 when the benchmark ran (missed targets are reported, not a failure) and
+# non-zero when something broke.  The cluster lives in a mktemp directory
+# that is stopped and removed on exit, whatever happens.
+set -Eeuo pipefail
+
+BENCH_SECONDS=${BENCH_SECONDS:-20}
+ROUNDS=${ROUNDS:-3}
+PORT=55440
+ACCOUNTS=100000             # rows per pgbench table (pgbench -i -s 1)
+BULK_ROWS=1000000
+BULK_RUNS=3
+
+# targets (see README / doc/benchmarks.md)
+TARGET_OFF=75               # % of untracked tps, synchronous_commit = off
+TARGET_ON=97                # % of untracked tps, synchronous_commit = on
+TARGET_BULK=2.0             # tracked / untracked time, bulk insert
+
+VARIANTS=(plain mfgsync plpgsql pgq)
+declare -A LABEL=([plain]=untracked [mfgsync]=mfgsync [plpgsql]=plpgsql [pgq]=pgq)
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../common.sh
+. "$HERE/../common.sh"
+
+WORK=""                     # cluster directory, set by start_cluster
+
+# The original stderr, for cleanup: a signal's trap runs when the current
+# command ends, inside that command's redirections (pgbench's output goes to
+# a log file in $WORK, which cleanup removes).
+exec {STDERR}>&2
+
+msg() { echo "run.sh: $*"; }
+die() { echo "run.sh: $*" >&2; exit 1; }
+
+case "$BENCH_SECONDS" in '' | *[!0-9]* | 0) die "BENCH_SECONDS must be a positive integer" ;; esac
+case "$ROUNDS" in '' | *[!0-9]* | 0) die "ROUNDS must be a positive integer" ;; esac
+
+# ---------------------------------------------------------------------------
+# cluster
+
+# cleanup: stop and remove the cluster; on failure show the server log first
+cleanup()
+{
+    local rc=$?
+    trap - EXIT ERR
+    set +e
+    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+        if [ "$rc" != 0 ] && [ -f "$WORK/server.log" ]; then
+            echo "run.sh: --- server log (last 60 lines) ---" >&"$STDERR"
+            tail -n 60 "$WORK/server.log" >&"$STDERR"
+        fi
+        if [ -f "$WORK/data/postmaster.pid" ]; then
+            run_unprivileged pg_ctl -D "$WORK/data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+                run_unprivileged pg_ctl -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1
+        fi
+        cd /
+        rm -rf "$WORK"
+    fi
+    [ "$rc" != 0 ] && echo "run.sh: FAILED (exit status $rc)" >&"$STDERR"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'echo "run.sh: line $LINENO: command failed: $BASH_COMMAND" >&2' ERR
+
+# psql_run args...: psql on the bench database, stopping at the first error
+psql_run()
+{
+    run_unprivileged psql -X -q -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d bench "$@"
+}
+
+# psql_val sql: the single value sql returns
+psql_val()
+{
+    psql_run -At -c "$1"
+}
+
+start_cluster()
+{
+    WORK=$(mktemp -d /tmp/mfgsync-bench.XXXXXX)
+    [ "$(id -u)" = 0 ] && chown "$MFGSYNC_USER" "$WORK"
+    cd "$WORK"              # a directory the unprivileged user may enter
+
+    run_unprivileged initdb -D "$WORK/data" -A trust -E UTF8 --locale=C \
+        --no-instructions >"$WORK/initdb.log" 2>&1 ||
+        { cat "$WORK/initdb.log" >&2; return 1; }
+    # fsync and synchronous_commit stay at their defaults (on)
+    cat >>"$WORK/data/postgresql.conf" <<EOF
+
+# test/bench/run.sh
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+shared_preload_libraries = 'mfgsync'
+mfgsync.database = 'bench'
+shared_buffers = 256MB
+max_wal_size = 4GB
+autovacuum = on
+EOF
+    run_unprivileged pg_ctl -D "$WORK/data" -l "$WORK/server.log" -w -t 120 start \
+        >/dev/null {STDERR}>&-
+    run_unprivileged createdb -h "$WORK" -p "$PORT" bench
+}
+
+# ---------------------------------------------------------------------------
+# small helpers
+
+# median values...: the median (mean of the middle two for an even count)
+median()
+{
+    printf '%s\n' "$@" | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2];
+                                  else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# calc expression: awk arithmetic, printed as awk prints it
+calc()
+{
+    awk "BEGIN { print $1 }"
+}
+
+# met condition: "met" or "MISSED"
+met()
+{
+    if awk "BEGIN { exit !($1) }"; then echo met; else echo MISSED; fi
+}
+
+# ---------------------------------------------------------------------------
+# 1. single-row UPDATE by primary key
+
+setup_accounts()
+{
+    msg "loading 4 x $ACCOUNTS accounts rows"
+    run_unprivileged pgbench -i -s 1 -n -q -h "$WORK" -p "$PORT" bench \
+        >"$WORK/pgbench-init.log" 2>&1 || { cat "$WORK/pgbench-init.log" >&2; return 1; }
+    psql_run >/dev/null <"$HERE/setup.sql"
+
+    local v
+    for v in "${VARIANTS[@]}"; do
+        cat >"$WORK/update_$v.sql" <<EOF
+\\set aid random(1, $ACCOUNTS)
+\\set delta random(-5000, 5000)
+UPDATE accounts_$v SET abalance = abalance + :delta WHERE aid = :aid;
+EOF
+    done
+}
+
+# reset_between_runs: empty the three outboxes, VACUUM ANALYZE, CHECKPOINT,
+# so every run starts from the same state whatever ran before it
+reset_between_runs()
+{
+    psql_run >/dev/null <<'EOF'
+TRUNCATE mfgsync.outbox;
+TRUNCATE bench_plpgsql_outbox;
+SELECT pgq.drop_queue('bench');
+SELECT pgq.create_queue('bench');
+VACUUM ANALYZE accounts_plain, accounts_mfgsync, accounts_plpgsql, accounts_pgq,
+               mfgsync.outbox, bench_plpgsql_outbox;
+CHECKPOINT;
+EOF
+}
+
+# events variant: how many events the variant's capture wrote
+events()
+{
+    case "$1" in
+        plain)   echo 0 ;;
+        mfgsync) psql_val "SELECT count(*) FROM mfgsync.outbox" ;;
+        plpgsql) psql_val "SELECT count(*) FROM bench_plpgsql_outbox" ;;
+        pgq)     psql_val "SELECT count(*) FROM pgq.event_template" ;;
+    esac
+}
+
+declare -A TPS              # "mode/variant" -> tps of every round
+
+# run_pgbench mode variant round: one measured run, appended to TPS
+run_pgbench()
+{
+    local mode=$1 v=$2 round=$3
+    local out="$WORK/pgbench-$mode-$v-$round.log" tps txns failed ev
+
+    reset_between_runs
+    if ! run_unprivileged env PGOPTIONS="-c synchronous_commit=$mode" \
+        pgbench -n -M prepared -c 2 -j 2 -T "$BENCH_SECONDS" \
+        -f "$WORK/update_$v.sql" -h "$WORK" -p "$PORT" bench >"$out" 2>&1; then
+        cat "$out" >&2
+        die "pgbench failed on accounts_$v (synchronous_commit=$mode)"
+    fi
+
+    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$out")
+    txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
+    if [ -z "$tps" ] || [ -z "$txns" ] || [ "${failed:-0}" != 0 ]; then
+        cat "$out" >&2
+        die "unexpected pgbench result on accounts_$v"
+    fi
+
+    # the capture must have written (about) one event per UPDATE; mfgsync
+    # writes none for the ~0.01% whose delta is 0 (nothing changed)
+    ev=$(events "$v")
+    if [ "$v" != plain ] && [ "$(met "$ev >= 0.99 * $txns")" != met ]; then
+        die "accounts_$v: $txns transactions but $ev events captured"
+    fi
+
+    TPS[$mode/$v]="${TPS[$mode/$v]:-} $tps"
+    printf 'run.sh:   sync_commit=%-3s round %d  %-9s %10.0f tps  %8d txns  %8d events\n' \
+        "$mode" "$round" "${LABEL[$v]}" "$tps" "$txns" "$ev"
+}
+
+# bench_updates mode: ROUNDS rounds of the four variants, rotated
+bench_updates()
+{
+    local mode=$1 round i n=${#VARIANTS[@]} actual
+    actual=$(run_unprivileged env PGOPTIONS="-c synchronous_commit=$mode" \
+        psql -X -At -h "$WORK" -p "$PORT" -d bench -c 'SHOW synchronous_commit')
+    [ "$actual" = "$mode" ] || die "synchronous_commit is $actual, wanted $mode"
+
+    msg "UPDATE by primary key, synchronous_commit=$mode, $ROUNDS round(s) of ${BENCH_SECONDS}s runs"
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for ((i = 0; i < n; i++)); do
+            run_pgbench "$mode" "${VARIANTS[(round - 1 + i) % n]}" "$round"
+        done
+    done
+}
+
+# ---------------------------------------------------------------------------
+# 2. bulk INSERT ... SELECT
+
+declare -A BULK             # untracked|tracked -> seconds of every run
+
+# run_bulk untracked|tracked run: one timed 1M-row INSERT into a fresh table
+run_bulk()
+{
+    local kind=$1 run=$2 secs rows ev want_ev=0
+
+    # a fresh table each time; DROP, as TRUNCATE of a tracked table is refused
+    psql_run >/dev/null <<'EOF'
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS production_order;
+CREATE TABLE production_order (
+    order_code   text PRIMARY KEY,
+    product_code text NOT NULL,
+    machine_code text NOT NULL,
+    start        timestamptz NOT NULL,
+    "end"        timestamptz NOT NULL
+);
+TRUNCATE mfgsync.outbox;
+EOF
+    if [ "$kind" = tracked ]; then
+        psql_run >/dev/null -c "SELECT mfgsync.track('production_order', 'ProductionOrder')"
+        want_ev=$BULK_ROWS
+    fi
+    psql_run -c "VACUUM ANALYZE mfgsync.outbox" -c "CHECKPOINT"
+
+    # timed on the server: the INSERT commits (autocommit) before the second
+    # clock_timestamp(), so the time includes the commit's WAL flush
+    secs=$(psql_run -At <<EOF
+SELECT clock_timestamp() AS t0 \\gset
+INSERT INTO production_order
+SELECT 'PO-' || g, 'P-' || g % 1000, 'M-' || g % 50, now(), now() + interval '1 hour'
+  FROM generate_series(1, $BULK_ROWS) g;
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0'::timestamptz), 3);
+EOF
+)
+    rows=$(psql_val "SELECT count(*) FROM production_order")
+    ev=$(psql_val "SELECT count(*) FROM mfgsync.outbox")
+    [ "$rows" = "$BULK_ROWS" ] || die "bulk $kind: $rows rows inserted, wanted $BULK_ROWS"
+    [ "$ev" = "$want_ev" ] || die "bulk $kind: $ev events captured, wanted $want_ev"
+
+    BULK[$kind]="${BULK[$kind]:-} $secs"
+    printf 'run.sh:   bulk run %d  %-9s %7.3f s  %8d events\n' "$run" "$kind" "$secs" "$ev"
+}
+
+bench_bulk()
+{
+    local run
+    msg "bulk INSERT of $BULK_ROWS rows, $BULK_RUNS runs each, alternating"
+    for ((run = 1; run <= BULK_RUNS; run++)); do
+        if ((run % 2)); then
+            run_bulk untracked "$run"; run_bulk tracked "$run"
+        else
+            run_bulk tracked "$run"; run_bulk untracked "$run"
+        fi
+    done
+}
+
+# ---------------------------------------------------------------------------
+# report
+
+# tps_line mode: the figures line of one synchronous_commit mode
+tps_line()
+{
+    local mode=$1 v med base line
+    # shellcheck disable=SC2086  # word splitting of the tps lists is wanted
+    base=$(median ${TPS[$mode/plain]})
+    line=$(printf 'synchronous_commit=%-3s  untracked %.0f tps' "$mode" "$base")
+    for v in mfgsync plpgsql pgq; do
+        # shellcheck disable=SC2086
+        med=$(median ${TPS[$mode/$v]})
+        line+=$(printf ' | %s %.0f tps (%.0f%%)' "$v" "$med" "$(calc "100 * $med / $base")")
+    done
+    echo "$line"
+}
+
+# ratio mode: mfgsync median tps in % of untracked
+ratio()
+{
+    # shellcheck disable=SC2086
+    calc "100 * $(median ${TPS[$1/mfgsync]}) / $(median ${TPS[$1/plain]})"
+}
+
+machine()
+{
+    echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
+    echo "cores (nproc): $(nproc)"
+    echo "RAM: $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    echo "PostgreSQL: $(pg_config --version)"
+    echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (now; other jobs on the machine add noise)"
+}
+
+report()
+{
+    local off on ut tr bulk
+    off=$(ratio off)
+    on=$(ratio on)
+    # shellcheck disable=SC2086
+    ut=$(median ${BULK[untracked]})
+    # shellcheck disable=SC2086
+    tr=$(median ${BULK[tracked]})
+    bulk=$(calc "$tr / $ut")
+
+    echo
+    echo "=== mfgsync benchmark: ${BENCH_SECONDS}s x $ROUNDS round(s) per variant, medians"
+    echo "update by pk, pgbench -c 2 -j 2 -M prepared, 100,000 rows:"
+    tps_line off
+    tps_line on
+    printf 'bulk 1M rows: untracked %.2f s | tracked %.2f s (%.2fx)\n' "$ut" "$tr" "$bulk"
+    echo
+    echo "targets:"
+    printf '  sync_commit=off  mfgsync >= %d%% of untracked: %.0f%%  %s\n' \
+        "$TARGET_OFF" "$off" "$(met "$off >= $TARGET_OFF")"
+    printf '  sync_commit=on   mfgsync >= %d%% of untracked: %.0f%%  %s\n' \
+        "$TARGET_ON" "$on" "$(met "$on >= $TARGET_ON")"
+    printf '  bulk 1M rows     tracked <= %.1fx untracked:   %.2fx  %s\n' \
+        "$TARGET_BULK" "$bulk" "$(met "$bulk <= $TARGET_BULK")"
+    echo
+    machine
+    echo "server: $(psql_val "SELECT version()")"
+    echo "settings: $(psql_val "SELECT string_agg(name || '=' || current_setting(name), ' ' ORDER BY name)
+                                 FROM pg_settings
+                                WHERE name IN ('fsync', 'shared_buffers', 'max_wal_size',
+                                               'autovacuum', 'wal_level', 'full_page_writes')")"
+}
+
+# ---------------------------------------------------------------------------
+
+main()
+{
+    prepare || die "installing packages or building mfgsync failed"
+    start_cluster
+    msg "cluster in $WORK, port $PORT, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    setup_accounts
+    bench_updates off
+    bench_updates on
+    bench_bulk
+    report
+}
+
+main "$@"

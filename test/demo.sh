@@ -1,0 +1,180 @@
+#!/bin/bash
+# test/demo.sh - mfgsync in one command, from a fresh Debian 12 machine.
+#
+# Installs what is missing, builds and installs mfgsync, starts a throwaway
+# PostgreSQL 15 cluster (as $MFGSYNC_USER when run as root), tracks two
+# MES/ERP staging tables, plays a plant shift against them and shows the
+# events captured in the outbox.  The cluster is stopped and removed on exit
+# unless MFGSYNC_DEMO_KEEP=1.  Exits non-zero if any step fails unexpectedly.
+set -eu
+. "$(dirname "$0")/common.sh"
+
+PORT=55450
+
+prepare || { echo "test/demo.sh: build or installation failed" >&2; exit 1; }
+
+# --- a throwaway cluster: Unix socket in its own directory, no TCP --------
+DEMO_DIR=$(mktemp -d /tmp/mfgsync-demo.XXXXXX)
+if [ "$(id -u)" = 0 ]; then chown "$MFGSYNC_USER" "$DEMO_DIR"; fi
+cd "$DEMO_DIR"                  # a directory the server's user can enter
+
+cleanup()
+{
+    if [ "${MFGSYNC_DEMO_KEEP:-}" = 1 ] && [ -f "$DEMO_DIR/data/postmaster.pid" ]; then
+        local as=""
+        [ "$(id -u)" = 0 ] && as="runuser -u $MFGSYNC_USER -- "
+        echo
+        echo "Cluster kept (MFGSYNC_DEMO_KEEP=1)."
+        echo "  connect: ${as}$PGBIN/psql -h $DEMO_DIR -p $PORT -d plant"
+        echo "  stop:    ${as}$PGBIN/pg_ctl -D $DEMO_DIR/data -m fast stop && rm -rf $DEMO_DIR"
+        return
+    fi
+    if [ -f "$DEMO_DIR/data/postmaster.pid" ]; then
+        run_unprivileged pg_ctl -D "$DEMO_DIR/data" -m fast -w stop >/dev/null
+    fi
+    rm -rf "$DEMO_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+run_unprivileged initdb -D "$DEMO_DIR/data" -A trust --locale=C.UTF-8 -E UTF8 \
+    >"$DEMO_DIR/initdb.log" 2>&1 || { cat "$DEMO_DIR/initdb.log" >&2; exit 1; }
+cat >>"$DEMO_DIR/data/postgresql.conf" <<EOF
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$DEMO_DIR'
+shared_preload_libraries = 'mfgsync'
+mfgsync.database = 'plant'
+timezone = 'Europe/Berlin'
+EOF
+run_unprivileged pg_ctl -D "$DEMO_DIR/data" -l "$DEMO_DIR/server.log" -w start >/dev/null ||
+    { cat "$DEMO_DIR/server.log" >&2; exit 1; }
+run_unprivileged createdb -h "$DEMO_DIR" -p "$PORT" plant
+
+# sql [psql options]: psql on database plant; any error fails the demo
+sql()
+{
+    run_unprivileged psql -X -q -v ON_ERROR_STOP=1 -h "$DEMO_DIR" -p "$PORT" -d plant "$@"
+}
+
+# step N "what happens": echo it, run the SQL on stdin (echoed), and check
+# that it wrote exactly N events to the outbox
+step()
+{
+    local before after
+    echo
+    echo "-- $2"
+    before=$(sql -At -c 'SELECT count(*) FROM mfgsync.outbox' </dev/null)
+    sql -e
+    after=$(sql -At -c 'SELECT count(*) FROM mfgsync.outbox' </dev/null)
+    echo "   => $((after - before)) event(s)"
+    if [ "$((after - before))" != "$1" ]; then
+        echo "test/demo.sh: expected $1 event(s)" >&2
+        exit 1
+    fi
+}
+
+# --- the staging tables of an MES/ERP staging database, and what to track --
+echo "-- setup: CREATE EXTENSION mfgsync, staging tables, track them, consumer 'demo'"
+sql >/dev/null <<'SQL'
+CREATE EXTENSION mfgsync;
+
+CREATE TABLE production_order (
+    order_code   text PRIMARY KEY,
+    product_code text NOT NULL,
+    machine_code text,
+    quantity     numeric(12,3),
+    unit         text,
+    "start"      timestamptz,
+    "end"        timestamptz
+);
+CREATE TABLE booking (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    order_code   text NOT NULL,
+    event        text NOT NULL CHECK (event IN ('START', 'END')),
+    machine_code text NOT NULL,
+    booked_at    timestamptz NOT NULL
+);
+
+-- orders under ISA-95-ish domain names; bookings with all their columns
+SELECT mfgsync.track('production_order', 'ProductionOrder', columns => '{
+    "order_code": "ProductionRequestID", "product_code": "MaterialDefinitionID",
+    "machine_code": "EquipmentID", "quantity": "Quantity",
+    "unit": "UnitOfMeasure", "start": "EarliestStartTime", "end": "LatestEndTime"}');
+SELECT mfgsync.track('booking', 'ProductionPerformance');
+
+-- a reader of the outbox, starting now
+SELECT mfgsync.register_consumer('demo');
+SQL
+
+# --- a plant shift ---------------------------------------------------------
+step 3 "ERP releases three orders" <<'SQL'
+INSERT INTO production_order VALUES
+    ('PO-1001', 'P-100', 'M-1', 500, 'pcs', '2026-11-23 06:00+01', '2026-11-23 14:00+01'),
+    ('PO-1002', 'P-200', 'M-1', 120, 'kg',  '2026-11-23 10:00+01', '2026-11-23 18:00+01'),
+    ('PO-1003', 'P-300', 'M-3', 40,  'pcs', '2026-11-24 06:00+01', NULL);
+SQL
+
+step 1 "planner moves PO-1002 to machine M-2" <<'SQL'
+UPDATE production_order SET machine_code = 'M-2' WHERE order_code = 'PO-1002';
+SQL
+
+step 0 "a no-op update (same values) emits nothing" <<'SQL'
+UPDATE production_order SET machine_code = 'M-2', quantity = 120.000
+ WHERE order_code = 'PO-1002';
+SQL
+
+step 2 "MES books START/END for PO-1001" <<'SQL'
+INSERT INTO booking (order_code, event, machine_code, booked_at)
+VALUES ('PO-1001', 'START', 'M-1', '2026-11-23 06:04+01');
+INSERT INTO booking (order_code, event, machine_code, booked_at)
+VALUES ('PO-1001', 'END', 'M-1', '2026-11-23 13:41+01');
+SQL
+
+step 2 "an order is renumbered (key change: Delete + Add)" <<'SQL'
+UPDATE production_order SET order_code = 'PO-1003A' WHERE order_code = 'PO-1003';
+SQL
+
+step 1 "a cancelled order is deleted" <<'SQL'
+DELETE FROM production_order WHERE order_code = 'PO-1002';
+SQL
+
+step 0 "a rolled-back transaction leaves no event" <<'SQL'
+BEGIN;
+INSERT INTO production_order (order_code, product_code) VALUES ('PO-1004', 'P-400');
+UPDATE production_order SET quantity = 450 WHERE order_code = 'PO-1001';
+ROLLBACK;
+SQL
+
+echo
+echo "-- TRUNCATE is refused (never silent); this error is expected:"
+if out=$(sql -e -c 'TRUNCATE production_order' 2>&1); then
+    echo "$out"
+    echo "test/demo.sh: TRUNCATE was not refused" >&2
+    exit 1
+fi
+echo "$out"
+grep -q 'because mfgsync tracks it' <<<"$out" ||
+    { echo "test/demo.sh: TRUNCATE failed for another reason" >&2; exit 1; }
+sql -c 'SELECT count(*) AS orders_left FROM production_order'
+
+# --- what was captured -----------------------------------------------------
+echo
+echo "-- the outbox: mfgsync.events"
+sql -x -c 'SELECT id, message_type, action, key, data, old_data
+             FROM mfgsync.events ORDER BY id'
+
+echo
+echo "-- consumer 'demo' reads them in commit order, then finds nothing new"
+sql <<'SQL'
+SELECT id, txid, message_type, action, key FROM mfgsync.read_events('demo');
+SELECT count(*) AS unread FROM mfgsync.read_events('demo');
+SQL
+
+echo
+echo "-- mfgsync.tracked_tables"
+sql -x -c 'SELECT relation, message_type, key_columns, columns, truncate_event
+             FROM mfgsync.tracked_tables ORDER BY relation::text'
+
+echo
+echo "test/demo.sh: done"

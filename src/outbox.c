@@ -15,10 +15,11 @@
  *	  triggers check referenced tables regardless of the writer's rights.
  *
  * The outbox is the extension's own table, so its shape is checked when it
- * is opened and its indexes must be plain column indexes.
+ * is opened and its indexes must be plain column indexes (they are BRIN,
+ * whose inserts into the newest, unsummarized range are nearly free).
  *
  * Ordering invariants the delivery side relies on:
- *	- every event stores the top-level transaction's xid8; a reader that
+ *	- every event stores the top-level transaction's xid8 (as int8); a reader that
  *	  takes events of the transactions that became visible between two of
  *	  its snapshots (mfgsync.read_events) reads in commit order and can never
  *	  skip an event, whatever order the ids were drawn in;
@@ -49,7 +50,6 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
-#include "utils/xid8.h"
 
 #include "mfgsync.h"
 #include "outbox.h"
@@ -78,7 +78,7 @@ struct MfgOutboxWriter
 	Relation   *indexrels;		/* the indexes, RowExclusiveLock */
 	IndexInfo **indexinfos;		/* their IndexInfo */
 	Oid			seqid;			/* mfgsync.event_id_seq */
-	Datum		txid;			/* top-level xid8 of this transaction */
+	Datum		txid;			/* top-level xid8 of this transaction, as int8 */
 	Datum		created_at;		/* statement start time */
 	CommandId	cid;			/* command id for the inserts */
 	BulkInsertState bistate;	/* for large statements, else NULL */
@@ -145,7 +145,7 @@ mfgsync_outbox_open(int64 expected_rows)
 	list_free(indexoids);
 
 	w->seqid = outbox_relid("event_id_seq");
-	w->txid = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	w->txid = Int64GetDatum((int64) U64FromFullTransactionId(GetTopFullTransactionId()));
 	w->created_at = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
 	w->cid = GetCurrentCommandId(true);
 	w->bistate = expected_rows >= MFGSYNC_OUTBOX_BUFFER ? GetBulkInsertState() : NULL;
@@ -170,7 +170,12 @@ flush(MfgOutboxWriter *w)
 	if (w->nbuffered == 0)
 		return;
 
-	table_multi_insert(w->rel, w->slots, w->nbuffered, w->cid, 0, w->bistate);
+	/* a single-row statement is the common case: skip multi-insert set-up */
+	if (w->nbuffered == 1)
+		table_tuple_insert(w->rel, w->slots[0], w->cid, 0, w->bistate);
+	else
+		table_multi_insert(w->rel, w->slots, w->nbuffered, w->cid, 0,
+						   w->bistate);
 	for (i = 0; i < w->nbuffered; i++)
 	{
 		TupleTableSlot *slot = w->slots[i];

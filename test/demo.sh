@@ -14,41 +14,24 @@ PORT=55450
 prepare || { echo "test/demo.sh: build or installation failed" >&2; exit 1; }
 
 # --- a throwaway cluster: Unix socket in its own directory, no TCP --------
-DEMO_DIR=$(mktemp -d /tmp/mfgsync-demo.XXXXXX)
-if [ "$(id -u)" = 0 ]; then chown "$MFGSYNC_USER" "$DEMO_DIR"; fi
-cd "$DEMO_DIR"                  # a directory the server's user can enter
-
 cleanup()
 {
-    if [ "${MFGSYNC_DEMO_KEEP:-}" = 1 ] && [ -f "$DEMO_DIR/data/postmaster.pid" ]; then
+    if [ "${MFGSYNC_DEMO_KEEP:-}" = 1 ] && [ -f "${CLUSTER_DIR:-}/data/postmaster.pid" ]; then
         local as=""
         [ "$(id -u)" = 0 ] && as="runuser -u $MFGSYNC_USER -- "
         echo
         echo "Cluster kept (MFGSYNC_DEMO_KEEP=1)."
-        echo "  connect: ${as}$PGBIN/psql -h $DEMO_DIR -p $PORT -d plant"
-        echo "  stop:    ${as}$PGBIN/pg_ctl -D $DEMO_DIR/data -m fast stop && rm -rf $DEMO_DIR"
+        echo "  connect: ${as}$PGBIN/psql -h $CLUSTER_DIR -p $PORT -d plant"
+        echo "  stop:    ${as}$PGBIN/pg_ctl -D $CLUSTER_DIR/data -m fast stop && rm -rf $CLUSTER_DIR"
         return
     fi
-    if [ -f "$DEMO_DIR/data/postmaster.pid" ]; then
-        run_unprivileged pg_ctl -D "$DEMO_DIR/data" -m fast -w stop >/dev/null
-    fi
-    rm -rf "$DEMO_DIR"
+    stop_cluster
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-run_unprivileged initdb -D "$DEMO_DIR/data" -A trust --locale=C.UTF-8 -E UTF8 \
-    >"$DEMO_DIR/initdb.log" 2>&1 || { cat "$DEMO_DIR/initdb.log" >&2; exit 1; }
-cat >>"$DEMO_DIR/data/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$DEMO_DIR'
-shared_preload_libraries = 'mfgsync'
-mfgsync.database = 'plant'
-timezone = 'Europe/Berlin'
-EOF
-run_unprivileged pg_ctl -D "$DEMO_DIR/data" -l "$DEMO_DIR/server.log" -w start >/dev/null ||
-    { cat "$DEMO_DIR/server.log" >&2; exit 1; }
+start_cluster demo "$PORT" "mfgsync.database = 'plant'" "timezone = 'Europe/Berlin'" || exit 1
+DEMO_DIR=$CLUSTER_DIR
 run_unprivileged createdb -h "$DEMO_DIR" -p "$PORT" plant
 
 # sql [psql options]: psql on database plant; any error fails the demo

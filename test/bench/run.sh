@@ -43,7 +43,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../common.sh
 . "$HERE/../common.sh"
 
-WORK=""                     # cluster directory, set by start_cluster
+WORK=""                     # cluster directory, set by start_bench_cluster
 
 # The original stderr, for cleanup: a signal's trap runs when the current
 # command ends, inside that command's redirections (pgbench's output goes to
@@ -65,18 +65,11 @@ cleanup()
     local rc=$?
     trap - EXIT ERR
     set +e
-    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-        if [ "$rc" != 0 ] && [ -f "$WORK/server.log" ]; then
-            echo "run.sh: --- server log (last 60 lines) ---" >&"$STDERR"
-            tail -n 60 "$WORK/server.log" >&"$STDERR"
-        fi
-        if [ -f "$WORK/data/postmaster.pid" ]; then
-            run_unprivileged pg_ctl -D "$WORK/data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
-                run_unprivileged pg_ctl -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1
-        fi
-        cd /
-        rm -rf "$WORK"
+    if [ "$rc" != 0 ] && [ -f "${CLUSTER_DIR:-}/server.log" ]; then
+        echo "run.sh: --- server log (last 60 lines) ---" >&"$STDERR"
+        tail -n 60 "$CLUSTER_DIR/server.log" >&"$STDERR"
     fi
+    stop_cluster
     [ "$rc" != 0 ] && echo "run.sh: FAILED (exit status $rc)" >&"$STDERR"
     exit "$rc"
 }
@@ -97,30 +90,13 @@ psql_val()
     psql_run -At -c "$1"
 }
 
-start_cluster()
+# start_bench_cluster: the throwaway cluster (test/common.sh), database bench;
+# fsync and synchronous_commit stay at their defaults (on)
+start_bench_cluster()
 {
-    WORK=$(mktemp -d /tmp/mfgsync-bench.XXXXXX)
-    [ "$(id -u)" = 0 ] && chown "$MFGSYNC_USER" "$WORK"
-    cd "$WORK"              # a directory the unprivileged user may enter
-
-    run_unprivileged initdb -D "$WORK/data" -A trust -E UTF8 --locale=C \
-        --no-instructions >"$WORK/initdb.log" 2>&1 ||
-        { cat "$WORK/initdb.log" >&2; return 1; }
-    # fsync and synchronous_commit stay at their defaults (on)
-    cat >>"$WORK/data/postgresql.conf" <<EOF
-
-# test/bench/run.sh
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'mfgsync'
-mfgsync.database = 'bench'
-shared_buffers = 256MB
-max_wal_size = 4GB
-autovacuum = on
-EOF
-    run_unprivileged pg_ctl -D "$WORK/data" -l "$WORK/server.log" -w -t 120 start \
-        >/dev/null {STDERR}>&-
+    start_cluster bench "$PORT" "mfgsync.database = 'bench'" \
+        "shared_buffers = 256MB" "max_wal_size = 4GB" "autovacuum = on" || return 1
+    WORK=$CLUSTER_DIR
     run_unprivileged createdb -h "$WORK" -p "$PORT" bench
 }
 
@@ -379,7 +355,7 @@ report()
 main()
 {
     prepare || die "installing packages or building mfgsync failed"
-    start_cluster
+    start_bench_cluster
     msg "cluster in $WORK, port $PORT, load average $(cut -d' ' -f1-3 /proc/loadavg)"
     setup_accounts
     bench_updates off

@@ -15,8 +15,7 @@ DATA = $(wildcard sql/mfgsync--*.sql)
 
 PKG_LIBS = libcurl json-c libxml-2.0
 PG_CPPFLAGS = -Isrc -DMFGSYNC_VERSION=\"$(EXTVERSION)\" $(shell pkg-config --cflags $(PKG_LIBS))
-PG_CFLAGS = -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
-	-Wno-missing-field-initializers
+PG_CFLAGS = -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare
 SHLIB_LINK = $(shell pkg-config --libs $(PKG_LIBS))
 
 # pg_regress: sql/<test>.sql against expected/<test>.out, on its own server

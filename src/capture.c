@@ -155,7 +155,10 @@ init_column(MfgCaptureColumn *col, Relation rel, const char *colname,
  * build_capture
  *		Resolve the trigger arguments of trigger against rel into cap.
  *
- * Raises ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED for arguments that
+ * Everything is allocated in a new context that becomes a child of
+ * CacheMemoryContext only once the mapping is complete, so an error leaves
+ * nothing behind (the relcache's pattern).  Raises
+ * ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED for arguments that
  * mfgsync.track() would not have written, and ERRCODE_UNDEFINED_COLUMN for
  * a mapped column that no longer exists.
  */
@@ -176,7 +179,7 @@ build_capture(MfgCapture *cap, Relation rel, Trigger *trigger)
 						trigger->tgname, RelationGetRelationName(rel)),
 				 errhint("Create capture triggers with mfgsync.track().")));
 
-	cap->mcxt = AllocSetContextCreate(CacheMemoryContext, "mfgsync capture mapping",
+	cap->mcxt = AllocSetContextCreate(CurrentMemoryContext, "mfgsync capture mapping",
 									  ALLOCSET_SMALL_SIZES);
 	oldcxt = MemoryContextSwitchTo(cap->mcxt);
 
@@ -231,6 +234,7 @@ build_capture(MfgCapture *cap, Relation rel, Trigger *trigger)
 	}
 
 	MemoryContextSwitchTo(oldcxt);
+	MemoryContextSetParent(cap->mcxt, CacheMemoryContext);
 	cap->valid = true;
 }
 
@@ -243,6 +247,7 @@ get_capture(Relation rel, Trigger *trigger)
 {
 	Oid			relid = RelationGetRelid(rel);
 	MfgCapture *cap;
+	MfgCapture	fresh;
 	bool		found;
 
 	if (capture_cache == NULL)
@@ -257,25 +262,20 @@ get_capture(Relation rel, Trigger *trigger)
 	}
 
 	cap = hash_search(capture_cache, &relid, HASH_ENTER, &found);
-	if (found && cap->valid)
+	if (!found)
+	{
+		cap->valid = false;
+		cap->mcxt = NULL;
+	}
+	if (cap->valid)
 		return cap;
-	if (found && cap->mcxt)
+
+	/* on error the entry stays invalid and is rebuilt on the next call */
+	build_capture(&fresh, rel, trigger);
+	if (cap->mcxt)
 		MemoryContextDelete(cap->mcxt);
-	cap->mcxt = NULL;
-	cap->valid = false;
-	PG_TRY();
-	{
-		build_capture(cap, rel, trigger);
-	}
-	PG_CATCH();
-	{
-		/* leave no half-built entry behind */
-		if (cap->mcxt)
-			MemoryContextDelete(cap->mcxt);
-		hash_search(capture_cache, &relid, HASH_REMOVE, NULL);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	*cap = fresh;
+	cap->relid = relid;
 	return cap;
 }
 

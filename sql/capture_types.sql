@@ -93,6 +93,15 @@ SELECT mfgsync.track('typed', 'Typed', '{d,id,e}', '{"id": "ID", "t": "Text"}');
 UPDATE typed SET t = 'changed' WHERE id = 1;
 SELECT key, data FROM mfgsync.outbox WHERE action = 'Change' ORDER BY id DESC LIMIT 1;
 
+-- a large value is stored out of line (TOAST) and comes back whole
+INSERT INTO typed (id, t)
+SELECT 4, string_agg(md5(g::text), '') FROM generate_series(1, 5000) g;
+SELECT length(e.data->>'Text') AS length, e.data->>'Text' = t.t AS intact
+  FROM mfgsync.events e JOIN typed t ON t.id = 4
+ WHERE e.key->>'ID' = '4';
+SELECT pg_relation_size(reltoastrelid) > 0 AS toasted
+  FROM pg_class WHERE oid = 'mfgsync.outbox'::regclass;
+
 RESET TimeZone;
 DROP TABLE typed;
 SELECT count(*) FROM take_events() WHERE message_type = 'Typed';

@@ -386,13 +386,39 @@ BEGIN
             DETAIL = 'Its events would lose the column silently.',
             HINT = 'Call mfgsync.track() again with a mapping without it, or mfgsync.untrack() first.';
     END LOOP;
+
+    /* what track() refuses must not happen to a tracked table later */
+    FOR r IN
+        SELECT t.relation, c.relispartition, c.relpersistence
+          FROM mfgsync.tracked t JOIN pg_class c ON c.oid = t.relation
+         WHERE c.relispartition OR c.relpersistence <> 'p'
+            OR EXISTS (SELECT 1 FROM pg_inherits i
+                        WHERE i.inhrelid = t.relation OR i.inhparent = t.relation)
+    LOOP
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = CASE
+                WHEN r.relispartition THEN
+                    format('relation "%s" is tracked by mfgsync and cannot become a partition', r.relation)
+                WHEN r.relpersistence <> 'p' THEN
+                    format('relation "%s" is tracked by mfgsync and cannot become unlogged', r.relation)
+                ELSE
+                    format('relation "%s" is tracked by mfgsync and cannot take part in inheritance', r.relation)
+                END,
+            DETAIL = CASE
+                WHEN r.relpersistence <> 'p' THEN
+                    'A crash empties an unlogged table but not the outbox, so receivers would keep rows the table lost.'
+                ELSE
+                    'Rows written through the parent would bypass the capture triggers of the tracked table.'
+                END,
+            HINT = 'Call mfgsync.untrack() first.';
+    END LOOP;
 END
 $$;
 
 CREATE EVENT TRIGGER mfgsync_sql_drop ON sql_drop
     EXECUTE FUNCTION mfgsync.on_sql_drop();
 CREATE EVENT TRIGGER mfgsync_ddl_command_end ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE')
+    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
     EXECUTE FUNCTION mfgsync.on_ddl_command_end();
 
 /*
@@ -408,6 +434,28 @@ CREATE EVENT TRIGGER mfgsync_ddl_command_end ON ddl_command_end
  * by a later call.  Within one call events come in id order, which for any
  * one key is the order of the commits that wrote them (see src/outbox.c).
  */
+CREATE FUNCTION mfgsync.snapshot_with_running(snap pg_snapshot, xid xid8)
+RETURNS pg_snapshot
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    /* pg_current_snapshot() leaves the caller's own transaction out of the
+     * running ones; a consumer's stored snapshot must count it as running,
+     * or the events it writes after reading would count as read */
+    SELECT CASE
+        WHEN NOT pg_visible_in_snapshot(xid, snap) THEN snap
+        ELSE format('%s:%s:%s',
+                    least(pg_snapshot_xmin(snap)::text::bigint, xid::text::bigint),
+                    greatest(pg_snapshot_xmax(snap)::text::bigint, xid::text::bigint + 1),
+                    (SELECT string_agg(x::text, ',' ORDER BY x)
+                       FROM (SELECT pg_snapshot_xip(snap)::text::bigint
+                             UNION
+                             SELECT xid::text::bigint) AS running(x)))::pg_snapshot
+    END
+$$;
+COMMENT ON FUNCTION mfgsync.snapshot_with_running(pg_snapshot, xid8) IS
+    'The snapshot with transaction xid counted as still running';
+
 CREATE FUNCTION mfgsync.register_consumer(name text)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -419,7 +467,8 @@ BEGIN
             MESSAGE = 'consumer name must not be empty';
     END IF;
     INSERT INTO mfgsync.consumer (name, snapshot)
-    VALUES (register_consumer.name, pg_current_snapshot())
+    VALUES (register_consumer.name,
+            mfgsync.snapshot_with_running(pg_current_snapshot(), pg_current_xact_id()))
     ON CONFLICT DO NOTHING;
     RETURN FOUND;
 END
@@ -444,29 +493,36 @@ RETURNS SETOF mfgsync.events
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    prev pg_snapshot;
+    cur  pg_snapshot;
+    own  xid8;
 BEGIN
-    /* one reader per consumer at a time; the next statement's snapshot
-     * is taken after the lock, so it sees the position just committed */
-    PERFORM 1 FROM mfgsync.consumer c WHERE c.name = read_events.consumer FOR UPDATE;
+    /* one reader per consumer at a time; under READ COMMITTED this returns
+     * the position the previous reader committed */
+    SELECT c.snapshot INTO prev FROM mfgsync.consumer c
+     WHERE c.name = read_events.consumer FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
             MESSAGE = format('consumer "%s" does not exist', consumer),
             HINT = 'Register it with mfgsync.register_consumer().';
     END IF;
+    /* taken after the lock; the scan below sees at least as much.  This
+     * transaction's own events are read after it commits. */
+    cur := pg_current_snapshot();
+    own := pg_current_xact_id();
+    UPDATE mfgsync.consumer c
+       SET snapshot = mfgsync.snapshot_with_running(cur, own),
+           last_read_at = now()
+     WHERE c.name = read_events.consumer;
     RETURN QUERY
-    WITH cur AS (SELECT pg_current_snapshot() AS snap),
-         prev AS (SELECT c.snapshot AS snap FROM mfgsync.consumer c
-                   WHERE c.name = read_events.consumer),
-         advance AS (UPDATE mfgsync.consumer c
-                        SET snapshot = cur.snap, last_read_at = now()
-                       FROM cur
-                      WHERE c.name = read_events.consumer)
     SELECT o.id, o.message_type, o.action, o.key::jsonb, o.data::jsonb,
            o.old_data::jsonb, o.created_at, o.txid::text::xid8
-      FROM mfgsync.outbox o, cur, prev
-     WHERE o.txid >= pg_snapshot_xmin(prev.snap)::text::bigint
-       AND pg_visible_in_snapshot(o.txid::text::xid8, cur.snap)
-       AND NOT pg_visible_in_snapshot(o.txid::text::xid8, prev.snap)
+      FROM mfgsync.outbox o
+     WHERE o.txid >= pg_snapshot_xmin(prev)::text::bigint
+       AND o.txid <> own::text::bigint
+       AND pg_visible_in_snapshot(o.txid::text::xid8, cur)
+       AND NOT pg_visible_in_snapshot(o.txid::text::xid8, prev)
      ORDER BY o.id;
 END
 $$;
@@ -479,6 +535,7 @@ REVOKE ALL ON FUNCTION mfgsync.record_trigger_dependencies(regclass) FROM PUBLIC
 REVOKE ALL ON FUNCTION mfgsync.drop_capture_triggers(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.track(regclass, text, text[], jsonb, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.untrack(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mfgsync.snapshot_with_running(pg_snapshot, xid8) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.register_consumer(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.unregister_consumer(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.read_events(text) FROM PUBLIC;

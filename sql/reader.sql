@@ -23,6 +23,27 @@ SELECT action, key FROM mfgsync.read_events('erp');
 ROLLBACK;
 SELECT action, key FROM mfgsync.read_events('erp');
 
+-- a reader's own transaction: what it writes after reading is read once it
+-- has committed, not lost
+BEGIN;
+SELECT count(*) FROM mfgsync.read_events('erp');
+INSERT INTO machine VALUES ('M-3', 'idle');
+COMMIT;
+SELECT action, key FROM mfgsync.read_events('erp');
+-- ... and what it wrote before reading, too
+BEGIN;
+INSERT INTO machine VALUES ('M-4', 'idle');
+SELECT count(*) FROM mfgsync.read_events('erp');
+COMMIT;
+SELECT action, key FROM mfgsync.read_events('erp');
+-- a consumer registered in a transaction that also writes reads that write
+BEGIN;
+SELECT mfgsync.register_consumer('late');
+INSERT INTO machine VALUES ('M-5', 'idle');
+COMMIT;
+SELECT action, key FROM mfgsync.read_events('late');
+SELECT mfgsync.unregister_consumer('late');
+
 -- the consumer's position is a snapshot
 SELECT name, pg_typeof(snapshot), last_read_at IS NOT NULL AS has_read
   FROM mfgsync.consumer;

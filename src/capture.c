@@ -45,7 +45,9 @@
 #include "catalog/pg_trigger.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/tuptable.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
@@ -254,11 +256,12 @@ get_capture(Relation rel, Trigger *trigger)
 	{
 		HASHCTL		ctl;
 
+		/* register first: a cache without its invalidation must not exist */
+		CacheRegisterRelcacheCallback(invalidate_capture, (Datum) 0);
 		ctl.keysize = sizeof(Oid);
 		ctl.entrysize = sizeof(MfgCapture);
 		capture_cache = hash_create("mfgsync capture cache", 64, &ctl,
 									HASH_ELEM | HASH_BLOBS);
-		CacheRegisterRelcacheCallback(invalidate_capture, (Datum) 0);
 	}
 
 	cap = hash_search(capture_cache, &relid, HASH_ENTER, &found);
@@ -306,104 +309,184 @@ render_object(StringInfo buf, MfgCaptureColumn *cols, int ncols,
 }
 
 /*
- * start_reading
- *		Position a private read pointer of a transition table at its start,
- *		leaving the positions other triggers use untouched.
+ * open_reader
+ *		A private, rewindable read pointer on a transition table, leaving the
+ *		positions other triggers use untouched.
+ */
+static int
+open_reader(Tuplestorestate *ts)
+{
+	return tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
+}
+
+/*
+ * rewind_reader
+ *		Select read pointer ptr of ts and move it to the first row.
  */
 static void
-start_reading(Tuplestorestate *ts)
+rewind_reader(Tuplestorestate *ts, int ptr)
 {
-	tuplestore_select_read_pointer(ts, tuplestore_alloc_read_pointer(ts, 0));
+	tuplestore_select_read_pointer(ts, ptr);
 	tuplestore_rescan(ts);
+}
+
+/* the state of one capture_rows call, shared by its passes */
+typedef struct MfgCapturePass
+{
+	MfgCapture *cap;			/* the mapping */
+	Relation	rel;			/* the tracked table */
+	Tuplestorestate *oldtable;	/* old rows, or NULL (INSERT) */
+	Tuplestorestate *newtable;	/* new rows, or NULL (DELETE) */
+	int			oldptr;			/* our read pointer in oldtable */
+	int			newptr;			/* our read pointer in newtable */
+	TupleTableSlot *oldslot;	/* current old row */
+	TupleTableSlot *newslot;	/* current new row */
+	MemoryContext rowcxt;		/* reset after every row */
+	MfgOutboxWriter *writer;	/* where events go */
+	StringInfoData key;			/* rendered new key */
+	StringInfoData oldkey;		/* rendered old key */
+	StringInfoData data;		/* rendered new row */
+	StringInfoData olddata;		/* rendered old row */
+} MfgCapturePass;
+
+/*
+ * capture_pass
+ *		One pass over the transition tables (UPDATE: both, stored pairwise in
+ *		the same order), writing events.
+ *
+ * With key_deletes, only the Delete of each row whose key changed is
+ * written; without it, everything else: Add, Delete, Change, and the Add of
+ * the new key of a row whose key changed.  Running the key_deletes pass
+ * first puts every Delete of a statement before its Adds, so a statement
+ * that shifts keys through each other (id = id + 1 under a deferrable key)
+ * replays to the same rows.
+ */
+static void
+capture_pass(MfgCapturePass *p, bool key_deletes)
+{
+	MfgCapture *cap = p->cap;
+
+	if (p->oldtable)
+		rewind_reader(p->oldtable, p->oldptr);
+	if (p->newtable)
+		rewind_reader(p->newtable, p->newptr);
+
+	for (;;)
+	{
+		bool		have_old;
+		bool		have_new;
+		bool		key_changed;
+		MemoryContext oldcxt;
+
+		CHECK_FOR_INTERRUPTS();
+		if (p->oldtable)
+			tuplestore_select_read_pointer(p->oldtable, p->oldptr);
+		if (p->newtable)
+			tuplestore_select_read_pointer(p->newtable, p->newptr);
+		have_old = p->oldtable &&
+			tuplestore_gettupleslot(p->oldtable, true, false, p->oldslot);
+		have_new = p->newtable &&
+			tuplestore_gettupleslot(p->newtable, true, false, p->newslot);
+		if (!have_old && !have_new)
+			break;
+		if (p->oldtable && p->newtable && have_old != have_new)
+			elog(ERROR, "transition tables of relation \"%s\" differ in length",
+				 RelationGetRelationName(p->rel));
+
+		oldcxt = MemoryContextSwitchTo(p->rowcxt);
+		if (have_new)
+			render_object(&p->key, cap->keys, cap->nkeys, p->newslot);
+		if (have_old)
+			render_object(&p->oldkey, cap->keys, cap->nkeys, p->oldslot);
+		key_changed = have_old && have_new &&
+			strcmp(p->key.data, p->oldkey.data) != 0;
+
+		if (key_deletes)
+		{
+			if (key_changed)
+			{
+				render_object(&p->olddata, cap->columns, cap->ncolumns, p->oldslot);
+				mfgsync_outbox_append(p->writer, cap->message_type,
+									  MFGSYNC_ACTION_DELETE, p->oldkey.data,
+									  NULL, p->olddata.data);
+			}
+		}
+		else
+		{
+			if (have_new)
+				render_object(&p->data, cap->columns, cap->ncolumns, p->newslot);
+			if (have_old && !key_changed)
+				render_object(&p->olddata, cap->columns, cap->ncolumns, p->oldslot);
+
+			if (!have_old || key_changed)
+				mfgsync_outbox_append(p->writer, cap->message_type,
+									  MFGSYNC_ACTION_ADD, p->key.data,
+									  p->data.data, NULL);
+			else if (!have_new)
+				mfgsync_outbox_append(p->writer, cap->message_type,
+									  MFGSYNC_ACTION_DELETE, p->oldkey.data,
+									  NULL, p->olddata.data);
+			else if (strcmp(p->data.data, p->olddata.data) != 0)
+				mfgsync_outbox_append(p->writer, cap->message_type,
+									  MFGSYNC_ACTION_CHANGE, p->key.data,
+									  p->data.data, p->olddata.data);
+		}
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(p->rowcxt);
+	}
 }
 
 /*
  * capture_rows
- *		Write the events of one statement: oldtable and/or newtable are the
- *		transition tables (INSERT: new only, DELETE: old only, UPDATE: both,
- *		stored pairwise in the same order).
+ *		Write the events of one statement from its transition tables
+ *		(INSERT: new only, DELETE: old only, UPDATE: both).
+ *
+ * A statement that changed no row writes nothing and assigns no
+ * transaction id.
  */
 static void
 capture_rows(MfgCapture *cap, Relation rel, Tuplestorestate *oldtable,
 			 Tuplestorestate *newtable)
 {
-	MemoryContext rowcxt;
-	MemoryContext oldcxt;
-	TupleTableSlot *oldslot = NULL;
-	TupleTableSlot *newslot = NULL;
-	StringInfoData key;
-	StringInfoData oldkey;
-	StringInfoData data;
-	StringInfoData olddata;
-	MfgOutboxWriter *w;
+	MfgCapturePass p;
+	int64		nrows = tuplestore_tuple_count(newtable ? newtable : oldtable);
 
-	w = mfgsync_outbox_open(tuplestore_tuple_count(newtable ? newtable : oldtable));
-	initStringInfo(&key);
-	initStringInfo(&oldkey);
-	initStringInfo(&data);
-	initStringInfo(&olddata);
+	if (nrows == 0)
+		return;
+
+	memset(&p, 0, sizeof(p));
+	p.cap = cap;
+	p.rel = rel;
+	p.oldtable = oldtable;
+	p.newtable = newtable;
 	if (oldtable)
 	{
-		oldslot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
-		start_reading(oldtable);
+		p.oldptr = open_reader(oldtable);
+		p.oldslot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 	}
 	if (newtable)
 	{
-		newslot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
-		start_reading(newtable);
+		p.newptr = open_reader(newtable);
+		p.newslot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
 	}
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "mfgsync capture row",
-								   ALLOCSET_DEFAULT_SIZES);
+	p.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "mfgsync capture row",
+									 ALLOCSET_DEFAULT_SIZES);
+	initStringInfo(&p.key);
+	initStringInfo(&p.oldkey);
+	initStringInfo(&p.data);
+	initStringInfo(&p.olddata);
+	p.writer = mfgsync_outbox_open(nrows);
 
-	for (;;)
-	{
-		bool		have_old = oldtable && tuplestore_gettupleslot(oldtable, true, false, oldslot);
-		bool		have_new = newtable && tuplestore_gettupleslot(newtable, true, false, newslot);
+	if (oldtable && newtable)
+		capture_pass(&p, true);
+	capture_pass(&p, false);
 
-		if (!have_old && !have_new)
-			break;
-		if (oldtable && newtable && have_old != have_new)
-			elog(ERROR, "transition tables of relation \"%s\" differ in length",
-				 RelationGetRelationName(rel));
-
-		oldcxt = MemoryContextSwitchTo(rowcxt);
-		if (have_new)
-		{
-			render_object(&key, cap->keys, cap->nkeys, newslot);
-			render_object(&data, cap->columns, cap->ncolumns, newslot);
-		}
-		if (have_old)
-		{
-			render_object(&oldkey, cap->keys, cap->nkeys, oldslot);
-			render_object(&olddata, cap->columns, cap->ncolumns, oldslot);
-		}
-		MemoryContextSwitchTo(oldcxt);
-
-		if (!have_old)
-			mfgsync_outbox_append(w, cap->message_type, MFGSYNC_ACTION_ADD,
-								  key.data, data.data, NULL);
-		else if (!have_new)
-			mfgsync_outbox_append(w, cap->message_type, MFGSYNC_ACTION_DELETE,
-								  oldkey.data, NULL, olddata.data);
-		else if (strcmp(key.data, oldkey.data) != 0)
-		{
-			mfgsync_outbox_append(w, cap->message_type, MFGSYNC_ACTION_DELETE,
-								  oldkey.data, NULL, olddata.data);
-			mfgsync_outbox_append(w, cap->message_type, MFGSYNC_ACTION_ADD,
-								  key.data, data.data, NULL);
-		}
-		else if (strcmp(data.data, olddata.data) != 0)
-			mfgsync_outbox_append(w, cap->message_type, MFGSYNC_ACTION_CHANGE,
-								  key.data, data.data, olddata.data);
-		MemoryContextReset(rowcxt);
-	}
-
-	mfgsync_outbox_close(w);
-	MemoryContextDelete(rowcxt);
-	if (oldslot)
-		ExecDropSingleTupleTableSlot(oldslot);
-	if (newslot)
-		ExecDropSingleTupleTableSlot(newslot);
+	mfgsync_outbox_close(p.writer);
+	MemoryContextDelete(p.rowcxt);
+	if (p.oldslot)
+		ExecDropSingleTupleTableSlot(p.oldslot);
+	if (p.newslot)
+		ExecDropSingleTupleTableSlot(p.newslot);
 }
 
 /*

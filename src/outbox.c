@@ -73,6 +73,7 @@ enum
 
 struct MfgOutboxWriter
 {
+	MemoryContext cxt;			/* where the writer and its slots live */
 	Relation	rel;			/* mfgsync.outbox, RowExclusiveLock */
 	int			nindexes;		/* number of its indexes */
 	Relation   *indexrels;		/* the indexes, RowExclusiveLock */
@@ -83,6 +84,7 @@ struct MfgOutboxWriter
 	CommandId	cid;			/* command id for the inserts */
 	BulkInsertState bistate;	/* for large statements, else NULL */
 	MemoryContext bufcxt;		/* values of buffered events */
+	MemoryContext flushcxt;		/* what the table AM allocates per flush */
 	int			nslots;			/* slots created so far */
 	int			nbuffered;		/* slots holding unflushed events */
 	TupleTableSlot *slots[MFGSYNC_OUTBOX_BUFFER];	/* event buffer */
@@ -112,8 +114,10 @@ outbox_relid(const char *relname)
  *		Prepare to append events to the outbox in this transaction.
  *
  * expected_rows is a hint: large statements use a bulk-insert strategy.
- * The returned writer lives in CurrentMemoryContext and must be finished
- * with mfgsync_outbox_close, which writes the buffered events.
+ * The returned writer and everything it allocates live in the
+ * CurrentMemoryContext of this call, whatever context later calls are made
+ * in; it must be finished with mfgsync_outbox_close, which writes the
+ * buffered events.
  */
 MfgOutboxWriter *
 mfgsync_outbox_open(int64 expected_rows)
@@ -123,10 +127,14 @@ mfgsync_outbox_open(int64 expected_rows)
 	ListCell   *lc;
 	int			i = 0;
 
+	w->cxt = CurrentMemoryContext;
 	w->rel = table_open(outbox_relid("outbox"), RowExclusiveLock);
 	if (RelationGetDescr(w->rel)->natts != OUTBOX_NATTS)
-		elog(ERROR, "mfgsync.outbox has %d columns, expected %d",
-			 RelationGetDescr(w->rel)->natts, OUTBOX_NATTS);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("relation \"mfgsync.outbox\" has %d columns, expected %d",
+						RelationGetDescr(w->rel)->natts, OUTBOX_NATTS),
+				 errhint("Reinstall the extension with DROP EXTENSION mfgsync and CREATE EXTENSION mfgsync.")));
 
 	indexoids = RelationGetIndexList(w->rel);
 	w->nindexes = list_length(indexoids);
@@ -134,14 +142,26 @@ mfgsync_outbox_open(int64 expected_rows)
 	w->indexinfos = palloc(sizeof(IndexInfo *) * Max(w->nindexes, 1));
 	foreach(lc, indexoids)
 	{
-		w->indexrels[i] = index_open(lfirst_oid(lc), RowExclusiveLock);
-		w->indexinfos[i] = BuildIndexInfo(w->indexrels[i]);
-		if (w->indexinfos[i]->ii_Expressions != NIL ||
-			w->indexinfos[i]->ii_Predicate != NIL)
-			elog(ERROR, "index \"%s\" on mfgsync.outbox is not a plain column index",
-				 RelationGetRelationName(w->indexrels[i]));
-		i++;
+		Relation	indexrel = index_open(lfirst_oid(lc), RowExclusiveLock);
+		IndexInfo  *info = BuildIndexInfo(indexrel);
+
+		/* an index being built concurrently is not ours to fill yet */
+		if (!info->ii_ReadyForInserts)
+		{
+			index_close(indexrel, RowExclusiveLock);
+			continue;
+		}
+		if (info->ii_Expressions != NIL || info->ii_Predicate != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("index \"%s\" on mfgsync.outbox is not supported",
+							RelationGetRelationName(indexrel)),
+					 errdetail("The capture trigger maintains only plain column indexes on the outbox."),
+					 errhint("Drop the index, or index plain columns of mfgsync.outbox.")));
+		w->indexrels[i] = indexrel;
+		w->indexinfos[i++] = info;
 	}
+	w->nindexes = i;
 	list_free(indexoids);
 
 	w->seqid = outbox_relid("event_id_seq");
@@ -152,6 +172,9 @@ mfgsync_outbox_open(int64 expected_rows)
 	w->bufcxt = AllocSetContextCreate(CurrentMemoryContext,
 									  "mfgsync outbox buffer",
 									  ALLOCSET_DEFAULT_SIZES);
+	w->flushcxt = AllocSetContextCreate(CurrentMemoryContext,
+										"mfgsync outbox flush",
+										ALLOCSET_DEFAULT_SIZES);
 	return w;
 }
 
@@ -166,9 +189,13 @@ flush(MfgOutboxWriter *w)
 	bool		isnull[INDEX_MAX_KEYS];
 	int			i;
 	int			j;
+	MemoryContext oldcxt;
 
 	if (w->nbuffered == 0)
 		return;
+
+	/* heap_multi_insert's tuple array and TOAST copies are ours to free */
+	oldcxt = MemoryContextSwitchTo(w->flushcxt);
 
 	/* a single-row statement is the common case: skip multi-insert set-up */
 	if (w->nbuffered == 1)
@@ -192,6 +219,8 @@ flush(MfgOutboxWriter *w)
 		}
 		ExecClearTuple(slot);
 	}
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(w->flushcxt);
 	w->nbuffered = 0;
 	MemoryContextReset(w->bufcxt);
 }
@@ -225,7 +254,11 @@ mfgsync_outbox_append(MfgOutboxWriter *w, text *message_type,
 	if (w->nbuffered == MFGSYNC_OUTBOX_BUFFER)
 		flush(w);
 	if (w->nbuffered == w->nslots)
+	{
+		oldcxt = MemoryContextSwitchTo(w->cxt);
 		w->slots[w->nslots++] = table_slot_create(w->rel, NULL);
+		MemoryContextSwitchTo(oldcxt);
+	}
 	slot = w->slots[w->nbuffered++];
 
 	oldcxt = MemoryContextSwitchTo(w->bufcxt);
@@ -233,7 +266,8 @@ mfgsync_outbox_append(MfgOutboxWriter *w, text *message_type,
 	memset(slot->tts_isnull, false, OUTBOX_NATTS * sizeof(bool));
 	slot->tts_values[OUTBOX_ID] = Int64GetDatum(nextval_internal(w->seqid, false));
 	slot->tts_values[OUTBOX_TXID] = w->txid;
-	slot->tts_values[OUTBOX_MESSAGE_TYPE] = PointerGetDatum(message_type);
+	slot->tts_values[OUTBOX_MESSAGE_TYPE] =
+		PointerGetDatum(DatumGetTextPCopy(PointerGetDatum(message_type)));
 	slot->tts_values[OUTBOX_ACTION] = CStringGetTextDatum(action);
 	text_or_null(slot, OUTBOX_KEY, key);
 	text_or_null(slot, OUTBOX_DATA, data);
@@ -263,6 +297,7 @@ mfgsync_outbox_close(MfgOutboxWriter *w)
 		FreeBulkInsertState(w->bistate);
 	table_close(w->rel, NoLock);
 	MemoryContextDelete(w->bufcxt);
+	MemoryContextDelete(w->flushcxt);
 	pfree(w->indexrels);
 	pfree(w->indexinfos);
 	pfree(w);

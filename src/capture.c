@@ -343,6 +343,7 @@ typedef struct MfgCapturePass
 	TupleTableSlot *newslot;	/* current new row */
 	MemoryContext rowcxt;		/* reset after every row */
 	MfgOutboxWriter *writer;	/* where events go */
+	bool		deletes_done;	/* key-change Deletes already written */
 	StringInfoData key;			/* rendered new key */
 	StringInfoData oldkey;		/* rendered old key */
 	StringInfoData data;		/* rendered new row */
@@ -355,11 +356,12 @@ typedef struct MfgCapturePass
  *		the same order), writing events.
  *
  * With key_deletes, only the Delete of each row whose key changed is
- * written; without it, everything else: Add, Delete, Change, and the Add of
- * the new key of a row whose key changed.  Running the key_deletes pass
- * first puts every Delete of a statement before its Adds, so a statement
- * that shifts keys through each other (id = id + 1 under a deferrable key)
- * replays to the same rows.
+ * written; without it, everything else: Add, Delete, Change, and for a row
+ * whose key changed the Add of the new key, preceded by the Delete of the
+ * old one unless a key_deletes pass already wrote it.  Running the
+ * key_deletes pass first puts every Delete of a multi-row statement before
+ * its Adds, so a statement that shifts keys through each other (id = id + 1
+ * under a deferrable key) replays to the same rows.
  */
 static void
 capture_pass(MfgCapturePass *p, bool key_deletes)
@@ -418,6 +420,13 @@ capture_pass(MfgCapturePass *p, bool key_deletes)
 			if (have_old && !key_changed)
 				render_object(&p->olddata, cap->columns, cap->ncolumns, p->oldslot);
 
+			if (key_changed && !p->deletes_done)
+			{
+				render_object(&p->olddata, cap->columns, cap->ncolumns, p->oldslot);
+				mfgsync_outbox_append(p->writer, cap->message_type,
+									  MFGSYNC_ACTION_DELETE, p->oldkey.data,
+									  NULL, p->olddata.data);
+			}
 			if (!have_old || key_changed)
 				mfgsync_outbox_append(p->writer, cap->message_type,
 									  MFGSYNC_ACTION_ADD, p->key.data,
@@ -477,8 +486,12 @@ capture_rows(MfgCapture *cap, Relation rel, Tuplestorestate *oldtable,
 	initStringInfo(&p.olddata);
 	p.writer = mfgsync_outbox_open(nrows);
 
-	if (oldtable && newtable)
+	/* one row cannot shift keys through another: then one pass will do */
+	if (oldtable && newtable && nrows > 1)
+	{
 		capture_pass(&p, true);
+		p.deletes_done = true;
+	}
 	capture_pass(&p, false);
 
 	mfgsync_outbox_close(p.writer);

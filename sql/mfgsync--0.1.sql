@@ -511,6 +511,14 @@ BEGIN
      * transaction's own events are read after it commits. */
     cur := pg_current_snapshot();
     own := pg_current_xact_id();
+    /* a position no transaction of this cluster has reached was restored
+     * from another cluster (pg_dump): reading from it would skip events */
+    IF pg_snapshot_xmax(prev) > pg_snapshot_xmax(cur) THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = format('position of consumer "%s" is ahead of this cluster''s transactions', consumer),
+            DETAIL = 'It was stored by another cluster and restored into this one.',
+            HINT = 'Unregister the consumer and register it again; it then reads the events committed from then on.';
+    END IF;
     UPDATE mfgsync.consumer c
        SET snapshot = mfgsync.snapshot_with_running(cur, own),
            last_read_at = now()

@@ -48,6 +48,13 @@ SELECT mfgsync.unregister_consumer('late');
 SELECT name, pg_typeof(snapshot), last_read_at IS NOT NULL AS has_read
   FROM mfgsync.consumer;
 
+-- a position restored from another cluster is refused, not silently wrong
+SELECT mfgsync.register_consumer('restored');
+UPDATE mfgsync.consumer SET snapshot = '4000000000:4000000000:'
+ WHERE name = 'restored';
+SELECT count(*) FROM mfgsync.read_events('restored');
+SELECT mfgsync.unregister_consumer('restored');
+
 SELECT mfgsync.read_events('nobody');
 SELECT mfgsync.unregister_consumer('erp');
 SELECT mfgsync.unregister_consumer('erp');

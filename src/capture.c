@@ -403,30 +403,21 @@ capture_pass(MfgCapturePass *p, bool key_deletes)
 		key_changed = have_old && have_new &&
 			strcmp(p->key.data, p->oldkey.data) != 0;
 
-		if (key_deletes)
+		/* the Delete of a changed key: in its own pass, or else inline */
+		if (key_changed && (key_deletes || !p->deletes_done))
 		{
-			if (key_changed)
-			{
-				render_object(&p->olddata, cap->columns, cap->ncolumns, p->oldslot);
-				mfgsync_outbox_append(p->writer, cap->message_type,
-									  MFGSYNC_ACTION_DELETE, p->oldkey.data,
-									  NULL, p->olddata.data);
-			}
+			render_object(&p->olddata, cap->columns, cap->ncolumns, p->oldslot);
+			mfgsync_outbox_append(p->writer, cap->message_type,
+								  MFGSYNC_ACTION_DELETE, p->oldkey.data,
+								  NULL, p->olddata.data);
 		}
-		else
+		if (!key_deletes)
 		{
 			if (have_new)
 				render_object(&p->data, cap->columns, cap->ncolumns, p->newslot);
 			if (have_old && !key_changed)
 				render_object(&p->olddata, cap->columns, cap->ncolumns, p->oldslot);
 
-			if (key_changed && !p->deletes_done)
-			{
-				render_object(&p->olddata, cap->columns, cap->ncolumns, p->oldslot);
-				mfgsync_outbox_append(p->writer, cap->message_type,
-									  MFGSYNC_ACTION_DELETE, p->oldkey.data,
-									  NULL, p->olddata.data);
-			}
 			if (!have_old || key_changed)
 				mfgsync_outbox_append(p->writer, cap->message_type,
 									  MFGSYNC_ACTION_ADD, p->key.data,

@@ -7,7 +7,7 @@ set -eu
 PACKAGES="make gcc pkg-config perl procps
 postgresql-15 postgresql-client-15 postgresql-server-dev-15 postgresql-contrib
 libcurl4-openssl-dev libjson-c-dev libxml2-dev libipc-run-perl
-postgresql-15-pgq3"
+postgresql-15-pgq3 valgrind"
 
 missing=""
 for p in $PACKAGES; do

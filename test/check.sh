@@ -80,5 +80,11 @@ if [ "$tap_rc" != 0 ]; then
 fi
 
 [ "$failed" = 0 ] || status=1
+# keep the work copy (logs, diffs, TAP cluster logs) only when something failed
+if [ "$status" = 0 ]; then
+    rm -rf "$work"
+else
+    echo "test/check.sh: logs and diffs kept in $work"
+fi
 summary
 exit "$status"

@@ -381,10 +381,6 @@ capture_pass(MfgCapturePass *p, bool key_deletes)
 		MemoryContext oldcxt;
 
 		CHECK_FOR_INTERRUPTS();
-		if (p->oldtable)
-			tuplestore_select_read_pointer(p->oldtable, p->oldptr);
-		if (p->newtable)
-			tuplestore_select_read_pointer(p->newtable, p->newptr);
 		have_old = p->oldtable &&
 			tuplestore_gettupleslot(p->oldtable, true, false, p->oldslot);
 		have_new = p->newtable &&

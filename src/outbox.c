@@ -83,8 +83,8 @@ struct MfgOutboxWriter
 	Datum		created_at;		/* statement start time */
 	CommandId	cid;			/* command id for the inserts */
 	BulkInsertState bistate;	/* for large statements, else NULL */
-	MemoryContext bufcxt;		/* values of buffered events */
-	MemoryContext flushcxt;		/* what the table AM allocates per flush */
+	MemoryContext bufcxt;		/* buffered events and what the table AM
+								 * allocates to insert them; reset per flush */
 	int			nslots;			/* slots created so far */
 	int			nbuffered;		/* slots holding unflushed events */
 	TupleTableSlot *slots[MFGSYNC_OUTBOX_BUFFER];	/* event buffer */
@@ -172,9 +172,6 @@ mfgsync_outbox_open(int64 expected_rows)
 	w->bufcxt = AllocSetContextCreate(CurrentMemoryContext,
 									  "mfgsync outbox buffer",
 									  ALLOCSET_DEFAULT_SIZES);
-	w->flushcxt = AllocSetContextCreate(CurrentMemoryContext,
-										"mfgsync outbox flush",
-										ALLOCSET_DEFAULT_SIZES);
 	return w;
 }
 
@@ -195,7 +192,7 @@ flush(MfgOutboxWriter *w)
 		return;
 
 	/* heap_multi_insert's tuple array and TOAST copies are ours to free */
-	oldcxt = MemoryContextSwitchTo(w->flushcxt);
+	oldcxt = MemoryContextSwitchTo(w->bufcxt);
 
 	/* a single-row statement is the common case: skip multi-insert set-up */
 	if (w->nbuffered == 1)
@@ -220,7 +217,6 @@ flush(MfgOutboxWriter *w)
 		ExecClearTuple(slot);
 	}
 	MemoryContextSwitchTo(oldcxt);
-	MemoryContextReset(w->flushcxt);
 	w->nbuffered = 0;
 	MemoryContextReset(w->bufcxt);
 }
@@ -297,7 +293,6 @@ mfgsync_outbox_close(MfgOutboxWriter *w)
 		FreeBulkInsertState(w->bistate);
 	table_close(w->rel, NoLock);
 	MemoryContextDelete(w->bufcxt);
-	MemoryContextDelete(w->flushcxt);
 	pfree(w->indexrels);
 	pfree(w->indexinfos);
 	pfree(w);

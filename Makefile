@@ -7,9 +7,13 @@ MODULE_big = mfgsync
 OBJS = \
 	src/capture.o \
 	src/guc.o \
+	src/http.o \
 	src/json.o \
+	src/launcher.o \
 	src/mfgsync.o \
-	src/outbox.o
+	src/outbox.o \
+	src/sender.o \
+	src/webhook.o
 
 DATA = $(wildcard sql/mfgsync--*.sql)
 

@@ -549,3 +549,674 @@ REVOKE ALL ON FUNCTION mfgsync.unregister_consumer(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.read_events(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.on_sql_drop() FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.on_ddl_command_end() FROM PUBLIC;
+
+/*
+ * Delivery: endpoints, subscriptions and the senders' bookkeeping.
+ *
+ * A sender reads the outbox of each endpoint in windows between two
+ * snapshots (like read_events above, and PgQ's ticks): the events of the
+ * transactions visible in "high" but not in "low".  Inside a window every
+ * event is committed, so the window is walked in id order, which for any
+ * one key is commit order.  endpoint_state is updated once per batch; an
+ * event costs no write of its own unless it fails (src/sender.c).
+ */
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'mfgsync_monitor') THEN
+        CREATE ROLE mfgsync_monitor NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'mfgsync_admin') THEN
+        CREATE ROLE mfgsync_admin NOLOGIN;
+    END IF;
+END
+$$;
+GRANT mfgsync_monitor TO mfgsync_admin;
+
+CREATE TABLE mfgsync.endpoint (
+    id            integer     GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name          text        NOT NULL UNIQUE,
+    url           text        NOT NULL,
+    format        text        NOT NULL CHECK (format IN ('webhook', 'b2mml')),
+    options       jsonb       NOT NULL DEFAULT '{}',  -- validated, without secrets
+    owner         regrole     NOT NULL,   -- filters are evaluated as this role
+    paused        boolean     NOT NULL DEFAULT false,
+    paused_reason text,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE mfgsync.endpoint IS
+    'Receivers of events; secrets are kept apart in mfgsync.endpoint_secret';
+
+/* Signing secrets: readable by the admin role and the senders only. */
+CREATE TABLE mfgsync.endpoint_secret (
+    endpoint_id     integer PRIMARY KEY REFERENCES mfgsync.endpoint ON DELETE CASCADE,
+    secret          text    NOT NULL,
+    previous_secret text    -- still signed with during a rotation
+);
+
+CREATE TABLE mfgsync.subscription (
+    endpoint_id  integer     NOT NULL REFERENCES mfgsync.endpoint ON DELETE CASCADE,
+    message_type text        NOT NULL,
+    filter       text,       -- boolean SQL expression over mfgsync.events
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (endpoint_id, message_type)
+);
+COMMENT ON TABLE mfgsync.subscription IS
+    'Which message types go to which endpoint, optionally filtered';
+
+/* Written by the senders only. */
+CREATE TABLE mfgsync.endpoint_state (
+    endpoint_id     integer     PRIMARY KEY REFERENCES mfgsync.endpoint ON DELETE CASCADE,
+    low             pg_snapshot NOT NULL, -- events visible here are settled
+    high            pg_snapshot,          -- the window being walked, if any
+    next_id         bigint      NOT NULL DEFAULT 0, -- window events below are settled
+    last_id         bigint      NOT NULL DEFAULT 0, -- no window event is above
+    delivered       bigint      NOT NULL DEFAULT 0,
+    failed          bigint      NOT NULL DEFAULT 0, -- failed attempts
+    dead            bigint      NOT NULL DEFAULT 0,
+    last_success_at timestamptz,
+    last_status     integer,
+    last_error      text,
+    last_error_at   timestamptz
+);
+
+/*
+ * Events that failed and wait for another attempt, and the later events of
+ * the same key that wait behind them (attempts = 0): the per-key order.
+ */
+CREATE TABLE mfgsync.retry (
+    endpoint_id     integer     NOT NULL REFERENCES mfgsync.endpoint ON DELETE CASCADE,
+    event_id        bigint      NOT NULL,
+    ordering_key    text        NOT NULL, -- message type and key
+    attempts        integer     NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    last_status     integer,
+    last_error      text,
+    PRIMARY KEY (endpoint_id, event_id)
+);
+CREATE INDEX retry_key_idx ON mfgsync.retry (endpoint_id, ordering_key, event_id);
+
+CREATE TABLE mfgsync.dead_letter (
+    endpoint_id integer     NOT NULL REFERENCES mfgsync.endpoint ON DELETE CASCADE,
+    event_id    bigint      NOT NULL,
+    attempts    integer     NOT NULL,
+    last_status integer,
+    last_error  text,
+    reason      text        NOT NULL CHECK (reason IN ('exhausted', 'rejected')),
+    dead_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (endpoint_id, event_id)
+);
+
+/* Every failed attempt; retired with the events. */
+CREATE TABLE mfgsync.failure (
+    endpoint_id integer     NOT NULL REFERENCES mfgsync.endpoint ON DELETE CASCADE,
+    event_id    bigint      NOT NULL,
+    attempt     integer     NOT NULL,
+    status      integer,    -- HTTP status, NULL for a transport error
+    error       text        NOT NULL,
+    latency_ms  real,
+    failed_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX failure_event_idx ON mfgsync.failure (endpoint_id, event_id);
+
+SELECT pg_catalog.pg_extension_config_dump('mfgsync.endpoint', '');
+SELECT pg_catalog.pg_extension_config_dump('mfgsync.endpoint_secret', '');
+SELECT pg_catalog.pg_extension_config_dump('mfgsync.subscription', '');
+SELECT pg_catalog.pg_extension_config_dump('mfgsync.endpoint_state', '');
+SELECT pg_catalog.pg_extension_config_dump('mfgsync.retry', '');
+SELECT pg_catalog.pg_extension_config_dump('mfgsync.dead_letter', '');
+SELECT pg_catalog.pg_extension_config_dump('mfgsync.failure', '');
+
+/*
+ * endpoint_options
+ *		Check endpoint options and return them with their defaults filled
+ *		in; the senders read the result (src/sender.c).
+ */
+CREATE FUNCTION mfgsync.endpoint_options(format text, options jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    /* name => [type, default, min, max] */
+    known constant jsonb := jsonb_build_object(
+        'secret',                jsonb_build_array('secret', NULL, NULL, NULL),
+        'previous_secret',       jsonb_build_array('secret', NULL, NULL, NULL),
+        'headers',               jsonb_build_array('object', '{}'::jsonb, NULL, NULL),
+        'timeout_ms',            jsonb_build_array('integer', 10000, 1, 3600000),
+        'connect_timeout_ms',    jsonb_build_array('integer', 5000, 1, 600000),
+        'concurrency',           jsonb_build_array('integer', 16, 1, 256),
+        'batch_size',            jsonb_build_array('integer', NULL, 1, 10000),
+        'max_response_bytes',    jsonb_build_array('integer', 65536, 0, 104857600),
+        'max_attempts',          jsonb_build_array('integer', 10, 1, 1000),
+        'client_error_attempts', jsonb_build_array('integer', 3, 1, 1000),
+        'retry_initial_ms',      jsonb_build_array('integer', 1000, 1, 86400000),
+        'retry_max_ms',          jsonb_build_array('integer', 600000, 1, 86400000),
+        'follow_redirects',      jsonb_build_array('boolean', false, NULL, NULL),
+        'envelope',              jsonb_build_array('enum', 'webhook', 'webhook cloudevents cloudevents-batch', NULL),
+        'source',                jsonb_build_array('string', NULL, NULL, NULL),
+        'ca_file',               jsonb_build_array('string', NULL, NULL, NULL));
+    result jsonb := '{}';
+    k text;
+    v jsonb;
+    spec jsonb;
+    n numeric;
+BEGIN
+    IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'endpoint options must be a JSON object';
+    END IF;
+    FOR k, v IN SELECT * FROM jsonb_each(options) LOOP
+        spec := known -> k;
+        IF spec IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('unknown endpoint option "%s"', k),
+                HINT = format('Valid options are: %s.',
+                              (SELECT string_agg(o, ', ' ORDER BY o) FROM jsonb_object_keys(known) o));
+        END IF;
+        CASE spec ->> 0
+        WHEN 'integer' THEN
+            IF jsonb_typeof(v) <> 'number' OR (v::text)::numeric <> trunc((v::text)::numeric) THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = format('endpoint option "%s" must be an integer', k);
+            END IF;
+            n := (v::text)::numeric;
+            IF n < (spec ->> 2)::numeric OR n > (spec ->> 3)::numeric THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = format('endpoint option "%s" is out of range: %s', k, v),
+                    HINT = format('Valid values are %s to %s.', spec ->> 2, spec ->> 3);
+            END IF;
+        WHEN 'boolean' THEN
+            IF jsonb_typeof(v) <> 'boolean' THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = format('endpoint option "%s" must be true or false', k);
+            END IF;
+        WHEN 'enum' THEN
+            IF jsonb_typeof(v) <> 'string'
+               OR NOT (v ->> 0) = ANY (string_to_array(spec ->> 2, ' ')) THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = format('invalid value for endpoint option "%s": %s', k, v),
+                    HINT = format('Valid values are: %s.', replace(spec ->> 2, ' ', ', '));
+            END IF;
+        WHEN 'string' THEN
+            IF jsonb_typeof(v) <> 'string' OR v ->> 0 = '' THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = format('endpoint option "%s" must be a non-empty string', k);
+            END IF;
+            IF k = 'ca_file' AND left(v ->> 0, 1) <> '/' THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = 'endpoint option "ca_file" must be an absolute path';
+            END IF;
+        WHEN 'secret' THEN
+            /* Standard Webhooks: "whsec_" and the base64 of 24 to 64 bytes */
+            IF jsonb_typeof(v) <> 'string'
+               OR (v ->> 0) !~ '^whsec_[A-Za-z0-9+/]+={0,2}$'
+               OR length(decode(substr(v ->> 0, 7), 'base64')) NOT BETWEEN 24 AND 64 THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = format('endpoint option "%s" is not a valid signing secret', k),
+                    HINT = 'A secret is "whsec_" followed by the base64 encoding of 24 to 64 random bytes.';
+            END IF;
+        WHEN 'object' THEN
+            IF jsonb_typeof(v) <> 'object' THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = format('endpoint option "%s" must be a JSON object', k);
+            END IF;
+            PERFORM mfgsync.check_header(h.key, h.value) FROM jsonb_each(v) h;
+        END CASE;
+        result := result || jsonb_build_object(k, v);
+    END LOOP;
+    IF (result ? 'previous_secret') AND NOT (result ? 'secret') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'endpoint option "previous_secret" requires "secret"';
+    END IF;
+    /* defaults for what was not given */
+    FOR k, spec IN SELECT * FROM jsonb_each(known) LOOP
+        IF NOT result ? k AND spec -> 1 <> 'null' THEN
+            result := result || jsonb_build_object(k, spec -> 1);
+        END IF;
+    END LOOP;
+    IF (result ->> 'retry_max_ms')::int < (result ->> 'retry_initial_ms')::int THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'endpoint option "retry_max_ms" must not be less than "retry_initial_ms"';
+    END IF;
+    IF format = 'b2mml' AND result ->> 'envelope' <> 'webhook' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'endpoint option "envelope" applies to format "webhook" only';
+    END IF;
+    RETURN result;
+END
+$$;
+
+CREATE FUNCTION mfgsync.check_header(name text, value jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF name !~ '^[!#$%&''*+.^_`|~0-9A-Za-z-]+$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid HTTP header name "%s"', name);
+    END IF;
+    IF lower(name) IN ('host', 'content-length', 'content-type', 'transfer-encoding',
+                       'connection', 'webhook-id', 'webhook-timestamp', 'webhook-signature') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('header "%s" is set by mfgsync and cannot be configured', name);
+    END IF;
+    IF jsonb_typeof(value) <> 'string' OR (value ->> 0) ~ '[\r\n\x01-\x08\x0b\x0c\x0e-\x1f\x7f]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('value of header "%s" must be a string without control characters', name);
+    END IF;
+END
+$$;
+
+CREATE FUNCTION mfgsync.check_url(url text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF url IS NULL OR url !~* '^https?://' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid endpoint URL "%s"', url),
+            DETAIL = 'Only http and https URLs are allowed.';
+    END IF;
+    IF url !~* '^https?://(\[[0-9a-f:.]+\]|[a-z0-9._~%!$&''()*+,;=-]+)(:[0-9]{1,5})?(/[^\s#]*)?$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid endpoint URL "%s"', url),
+            DETAIL = 'Expected http[s]://host[:port][/path], without user information, spaces or fragment.';
+    END IF;
+END
+$$;
+
+/* takes the caller's transaction as still running: see read_events */
+CREATE FUNCTION mfgsync.endpoint_start_position()
+RETURNS pg_snapshot
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT mfgsync.snapshot_with_running(pg_current_snapshot(), pg_current_xact_id())
+$$;
+
+CREATE FUNCTION mfgsync.endpoint_id(name text)
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result integer;
+BEGIN
+    SELECT e.id INTO result FROM mfgsync.endpoint e WHERE e.name = endpoint_id.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('endpoint "%s" does not exist', name);
+    END IF;
+    RETURN result;
+END
+$$;
+
+/* Senders re-read their configuration when the transaction commits. */
+CREATE FUNCTION mfgsync.notify_senders()
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'mfgsync_notify_senders';
+
+CREATE FUNCTION mfgsync.create_endpoint(name text, url text,
+                                        format text DEFAULT 'webhook',
+                                        options jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    opts jsonb;
+    new_id integer;
+BEGIN
+    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_name',
+            MESSAGE = format('invalid endpoint name "%s"', name),
+            HINT = 'Use 1 to 63 letters, digits, "_", "." or "-".';
+    END IF;
+    PERFORM mfgsync.check_url(url);
+    IF format IS NULL OR format NOT IN ('webhook', 'b2mml') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid endpoint format "%s"', format),
+            HINT = 'Valid formats are: webhook, b2mml.';
+    END IF;
+    IF format = 'b2mml' THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = 'endpoint format "b2mml" is not supported yet',
+            HINT = 'Use format "webhook".';
+    END IF;
+    opts := mfgsync.endpoint_options(format, options);
+    INSERT INTO mfgsync.endpoint (name, url, format, options, owner)
+    VALUES (name, url, format, opts - 'secret' - 'previous_secret', session_user::regrole)
+    ON CONFLICT DO NOTHING
+    RETURNING id INTO new_id;
+    IF new_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = format('endpoint "%s" already exists', name);
+    END IF;
+    IF opts ? 'secret' THEN
+        INSERT INTO mfgsync.endpoint_secret VALUES
+            (new_id, opts ->> 'secret', opts ->> 'previous_secret');
+    END IF;
+    INSERT INTO mfgsync.endpoint_state (endpoint_id, low)
+    VALUES (new_id, mfgsync.endpoint_start_position());
+    PERFORM mfgsync.notify_senders();
+    RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION mfgsync.create_endpoint(text, text, text, jsonb) IS
+    'Create a receiver of events; it gets the events committed from now on';
+
+CREATE FUNCTION mfgsync.alter_endpoint(name text, options jsonb)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ep mfgsync.endpoint;
+    old jsonb;
+    opts jsonb;
+BEGIN
+    SELECT * INTO ep FROM mfgsync.endpoint e
+     WHERE e.id = mfgsync.endpoint_id(name) FOR UPDATE;
+    IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'endpoint options must be a JSON object';
+    END IF;
+    /* "url" may change too; a JSON null removes an option */
+    IF options ? 'url' THEN
+        PERFORM mfgsync.check_url(options ->> 'url');
+        UPDATE mfgsync.endpoint SET url = options ->> 'url' WHERE id = ep.id;
+        options := options - 'url';
+    END IF;
+    SELECT ep.options || jsonb_strip_nulls(jsonb_build_object('secret', s.secret,
+                                                               'previous_secret', s.previous_secret))
+      INTO old
+      FROM (SELECT 1) AS one
+      LEFT JOIN mfgsync.endpoint_secret s ON s.endpoint_id = ep.id;
+    opts := old || options;
+    opts := (SELECT coalesce(jsonb_object_agg(k, v), '{}')
+               FROM jsonb_each(opts) AS o(k, v) WHERE v <> 'null');
+    opts := mfgsync.endpoint_options(ep.format, opts);
+    UPDATE mfgsync.endpoint SET options = opts - 'secret' - 'previous_secret'
+     WHERE id = ep.id;
+    DELETE FROM mfgsync.endpoint_secret WHERE endpoint_id = ep.id;
+    IF opts ? 'secret' THEN
+        INSERT INTO mfgsync.endpoint_secret VALUES
+            (ep.id, opts ->> 'secret', opts ->> 'previous_secret');
+    END IF;
+    PERFORM mfgsync.notify_senders();
+END
+$$;
+COMMENT ON FUNCTION mfgsync.alter_endpoint(text, jsonb) IS
+    'Change options (and "url") of an endpoint; a null value removes an option';
+
+CREATE FUNCTION mfgsync.drop_endpoint(name text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM mfgsync.endpoint WHERE id = mfgsync.endpoint_id(name);
+    PERFORM mfgsync.notify_senders();
+END
+$$;
+
+CREATE FUNCTION mfgsync.pause_endpoint(name text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE mfgsync.endpoint
+       SET paused = true, paused_reason = format('paused by %s at %s', session_user, now())
+     WHERE id = mfgsync.endpoint_id(name);
+    PERFORM mfgsync.notify_senders();
+END
+$$;
+
+CREATE FUNCTION mfgsync.resume_endpoint(name text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE mfgsync.endpoint SET paused = false, paused_reason = NULL
+     WHERE id = mfgsync.endpoint_id(name);
+    PERFORM mfgsync.notify_senders();
+END
+$$;
+
+/*
+ * subscribe checks the filter with the caller's privileges (it is not a
+ * security definer), then stores the subscription through
+ * store_subscription.  The senders evaluate a filter as the endpoint's
+ * owner.
+ */
+CREATE FUNCTION mfgsync.subscribe(endpoint text, message_types text[],
+                                  filter text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF filter IS NOT NULL THEN
+        BEGIN
+            EXECUTE format('SELECT 1 FROM (SELECT * FROM mfgsync.events LIMIT 0) AS event WHERE (%s)', filter);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('invalid subscription filter: %s', SQLERRM),
+                HINT = 'A filter is a boolean SQL expression over the columns of mfgsync.events, e.g. data->>''machine'' = ''M1''.';
+        END;
+    END IF;
+    PERFORM mfgsync.store_subscription(endpoint, message_types, filter);
+END
+$$;
+COMMENT ON FUNCTION mfgsync.subscribe(text, text[], text) IS
+    'Send events of these message types (matching the filter) to the endpoint';
+
+CREATE FUNCTION mfgsync.store_subscription(endpoint text, message_types text[],
+                                           filter text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ep integer := mfgsync.endpoint_id(endpoint);
+    mt text;
+BEGIN
+    IF message_types IS NULL OR cardinality(message_types) = 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'message_types must name at least one message type';
+    END IF;
+    FOREACH mt IN ARRAY message_types LOOP
+        IF mt IS NULL OR NOT EXISTS (SELECT 1 FROM mfgsync.tracked t WHERE t.message_type = mt) THEN
+            RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+                MESSAGE = format('unknown message type "%s"', mt),
+                DETAIL = 'No tracked table emits this message type.',
+                HINT = 'Track a table with mfgsync.track() first; see mfgsync.tracked_tables.';
+        END IF;
+    END LOOP;
+    INSERT INTO mfgsync.subscription (endpoint_id, message_type, filter)
+    SELECT ep, m, filter FROM unnest(message_types) AS m
+    ON CONFLICT (endpoint_id, message_type) DO UPDATE SET filter = EXCLUDED.filter;
+    PERFORM mfgsync.notify_senders();
+END
+$$;
+
+CREATE FUNCTION mfgsync.unsubscribe(endpoint text, message_types text[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM mfgsync.subscription s
+     WHERE s.endpoint_id = mfgsync.endpoint_id(endpoint)
+       AND s.message_type = ANY (message_types);
+    PERFORM mfgsync.notify_senders();
+END
+$$;
+
+CREATE FUNCTION mfgsync.replay(endpoint text, event_ids bigint[])
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ep integer := mfgsync.endpoint_id(endpoint);
+    n bigint;
+BEGIN
+    DELETE FROM mfgsync.dead_letter d WHERE d.endpoint_id = ep AND d.event_id = ANY (event_ids);
+    INSERT INTO mfgsync.retry (endpoint_id, event_id, ordering_key)
+    SELECT ep, o.id, o.message_type || ' ' || coalesce(o.key::text, '')
+      FROM mfgsync.outbox o
+     WHERE o.id = ANY (event_ids)
+    ON CONFLICT (endpoint_id, event_id) DO UPDATE
+       SET attempts = 0, next_attempt_at = now();
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM mfgsync.notify_senders();
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION mfgsync.replay(text, bigint[]) IS
+    'Deliver the given events to the endpoint again; returns how many were found';
+
+CREATE FUNCTION mfgsync.replay(endpoint text, since timestamptz,
+                               until timestamptz DEFAULT now())
+RETURNS bigint
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT mfgsync.replay(endpoint,
+                          ARRAY(SELECT o.id FROM mfgsync.outbox o
+                                 WHERE o.created_at >= since AND o.created_at < until
+                                   AND o.message_type IN
+                                       (SELECT s.message_type FROM mfgsync.subscription s
+                                         WHERE s.endpoint_id = mfgsync.endpoint_id(endpoint))
+                                 ORDER BY o.id));
+END;
+COMMENT ON FUNCTION mfgsync.replay(text, timestamptz, timestamptz) IS
+    'Deliver the endpoint''s events created in [since, until) again';
+
+/*
+ * retire
+ *		Delete events that every endpoint and consumer has settled and that
+ *		are older than mfgsync.retention, with their failure records.  The
+ *		launcher calls it periodically.
+ */
+CREATE FUNCTION mfgsync.retire()
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    horizon bigint;
+    n bigint;
+BEGIN
+    /* below the xmin of every position, every transaction is settled */
+    SELECT min(x) INTO horizon FROM (
+        SELECT pg_snapshot_xmin(low)::text::bigint FROM mfgsync.endpoint_state
+        UNION ALL
+        SELECT pg_snapshot_xmin(snapshot)::text::bigint FROM mfgsync.consumer
+        UNION ALL
+        SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS p(x);
+    DELETE FROM mfgsync.outbox o
+     WHERE o.txid < horizon
+       AND o.created_at < now() - current_setting('mfgsync.retention')::interval
+       AND NOT EXISTS (SELECT 1 FROM mfgsync.retry r WHERE r.event_id = o.id)
+       AND NOT EXISTS (SELECT 1 FROM mfgsync.dead_letter d WHERE d.event_id = o.id);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    DELETE FROM mfgsync.failure f
+     WHERE f.failed_at < now() - current_setting('mfgsync.retention')::interval;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION mfgsync.retire() IS
+    'Delete settled events older than mfgsync.retention; returns how many';
+
+CREATE VIEW mfgsync.endpoints AS
+SELECT e.name, e.url, e.format, e.options, e.owner, e.paused, e.paused_reason,
+       array(SELECT s.message_type FROM mfgsync.subscription s
+              WHERE s.endpoint_id = e.id ORDER BY 1) AS message_types,
+       (s.secret IS NOT NULL) AS signed, e.created_at
+  FROM mfgsync.endpoint e
+  LEFT JOIN mfgsync.endpoint_secret s ON s.endpoint_id = e.id;
+COMMENT ON VIEW mfgsync.endpoints IS
+    'Endpoints with their options and subscribed message types, without secrets';
+
+/*
+ * pending: events of subscribed types that are not settled yet (in the
+ * window or after it) plus those waiting for a retry.
+ */
+CREATE VIEW mfgsync.endpoint_status AS
+SELECT e.name, e.paused, e.paused_reason,
+       p.pending + r.waiting AS pending,
+       now() - least(p.oldest, r.oldest) AS oldest_pending_age,
+       st.delivered, st.failed, st.dead,
+       st.last_status, st.last_error, st.last_error_at, st.last_success_at
+  FROM mfgsync.endpoint e
+  JOIN mfgsync.endpoint_state st ON st.endpoint_id = e.id
+  CROSS JOIN LATERAL (
+      SELECT count(*) AS pending, min(o.created_at) AS oldest
+        FROM mfgsync.outbox o
+       WHERE o.txid >= pg_snapshot_xmin(st.low)::text::bigint
+         AND o.message_type IN (SELECT s.message_type FROM mfgsync.subscription s
+                                 WHERE s.endpoint_id = e.id)
+         AND NOT pg_visible_in_snapshot(o.txid::text::xid8, st.low)
+         AND pg_visible_in_snapshot(o.txid::text::xid8, pg_current_snapshot())
+         AND NOT (st.high IS NOT NULL
+                  AND pg_visible_in_snapshot(o.txid::text::xid8, st.high)
+                  AND o.id < st.next_id)) AS p
+  CROSS JOIN LATERAL (
+      SELECT count(*) AS waiting, min(o.created_at) AS oldest
+        FROM mfgsync.retry rt JOIN mfgsync.outbox o ON o.id = rt.event_id
+       WHERE rt.endpoint_id = e.id) AS r;
+COMMENT ON VIEW mfgsync.endpoint_status IS
+    'Per endpoint: queue depth and age, counters, last error and last success';
+
+CREATE VIEW mfgsync.dead_letters AS
+SELECT e.name AS endpoint, d.event_id, o.message_type, o.action,
+       o.key::jsonb AS key, o.data::jsonb AS data, d.reason, d.attempts,
+       d.last_status, d.last_error, d.dead_at
+  FROM mfgsync.dead_letter d
+  JOIN mfgsync.endpoint e ON e.id = d.endpoint_id
+  LEFT JOIN mfgsync.outbox o ON o.id = d.event_id;
+COMMENT ON VIEW mfgsync.dead_letters IS
+    'Events that exhausted their attempts or were rejected, with the last error';
+
+CREATE VIEW mfgsync.failures AS
+SELECT e.name AS endpoint, f.event_id, f.attempt, f.status, f.error,
+       f.latency_ms, f.failed_at
+  FROM mfgsync.failure f
+  JOIN mfgsync.endpoint e ON e.id = f.endpoint_id;
+COMMENT ON VIEW mfgsync.failures IS 'Every failed delivery attempt';
+
+/* roles: the admin role manages endpoints; the monitor role sees status */
+GRANT USAGE ON SCHEMA mfgsync TO mfgsync_monitor;
+GRANT SELECT ON mfgsync.endpoint_status, mfgsync.dead_letters,
+    mfgsync.failures, mfgsync.endpoints, mfgsync.tracked_tables TO mfgsync_monitor;
+GRANT SELECT ON mfgsync.events, mfgsync.outbox TO mfgsync_admin;
+GRANT SELECT ON mfgsync.endpoint_secret TO mfgsync_admin;
+REVOKE ALL ON FUNCTION mfgsync.notify_senders() FROM PUBLIC;
+REVOKE ALL ON FUNCTION mfgsync.endpoint_options(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mfgsync.check_url(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mfgsync.check_header(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mfgsync.endpoint_start_position() FROM PUBLIC;
+REVOKE ALL ON FUNCTION mfgsync.endpoint_id(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mfgsync.retire() FROM PUBLIC;
+DO $$
+DECLARE
+    f text;
+BEGIN
+    FOREACH f IN ARRAY ARRAY[
+        'create_endpoint(text, text, text, jsonb)', 'alter_endpoint(text, jsonb)',
+        'drop_endpoint(text)', 'pause_endpoint(text)', 'resume_endpoint(text)',
+        'subscribe(text, text[], text)', 'store_subscription(text, text[], text)',
+        'unsubscribe(text, text[])',
+        'replay(text, bigint[])', 'replay(text, timestamptz, timestamptz)', 'retire()'] LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION mfgsync.%s FROM PUBLIC', f);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION mfgsync.%s TO mfgsync_admin', f);
+    END LOOP;
+END
+$$;

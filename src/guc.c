@@ -48,6 +48,12 @@ int			mfgsync_batch_size = 100;
 int			mfgsync_retention = 7 * 24 * 3600;
 
 /*
+ * mfgsync.poll_interval: the senders' fallback timer.  Commits wake them;
+ * the timer only catches what no commit reported (COMMIT PREPARED).
+ */
+int			mfgsync_poll_interval = 10000;
+
+/*
  * check_database
  *		GUC check hook: the worker database must be named.
  */
@@ -105,6 +111,15 @@ mfgsync_guc_define(void)
 							7 * 24 * 3600, 0, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("mfgsync.poll_interval",
+							"Fallback interval at which senders look for new events.",
+							"Senders are woken when events commit; this timer is a fallback.",
+							&mfgsync_poll_interval,
+							10000, 100, 3600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved(MFGSYNC_NAME);

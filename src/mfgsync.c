@@ -21,6 +21,7 @@
 #include "miscadmin.h"
 
 #include "mfgsync.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -44,4 +45,5 @@ _PG_init(void)
 				 errhint("Add mfgsync to \"shared_preload_libraries\" in postgresql.conf and restart the server.")));
 
 	mfgsync_guc_define();
+	mfgsync_worker_init();
 }

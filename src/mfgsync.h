@@ -21,6 +21,7 @@ extern char *mfgsync_database;
 extern int	mfgsync_max_workers;
 extern int	mfgsync_batch_size;
 extern int	mfgsync_retention;
+extern int	mfgsync_poll_interval;
 
 extern void mfgsync_guc_define(void);
 

@@ -53,6 +53,7 @@
 
 #include "mfgsync.h"
 #include "outbox.h"
+#include "worker.h"
 
 /* events buffered before one multi-insert */
 #define MFGSYNC_OUTBOX_BUFFER 1000
@@ -277,7 +278,8 @@ mfgsync_outbox_append(MfgOutboxWriter *w, text *message_type,
  * mfgsync_outbox_close
  *		Write what is buffered and release the writer.
  *
- * Locks are kept until the end of the transaction, as for any DML.
+ * Locks are kept until the end of the transaction, as for any DML.  The
+ * senders are woken when the transaction commits.
  */
 void
 mfgsync_outbox_close(MfgOutboxWriter *w)
@@ -285,6 +287,7 @@ mfgsync_outbox_close(MfgOutboxWriter *w)
 	int			i;
 
 	flush(w);
+	mfgsync_wake_on_commit();
 	for (i = 0; i < w->nslots; i++)
 		ExecDropSingleTupleTableSlot(w->slots[i]);
 	for (i = 0; i < w->nindexes; i++)

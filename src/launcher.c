@@ -1,0 +1,335 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.c
+ *		  The launcher worker, shared state, and waking senders on commit
+ *
+ * The postmaster starts one launcher (a static background worker).  It
+ * connects to mfgsync.database, waits until the extension exists there,
+ * keeps mfgsync.max_workers sender workers running, and retires settled
+ * events (mfgsync.retire()) at intervals.
+ *
+ * Senders do not poll.  A backend whose transaction wrote events, or
+ * changed endpoints, sets the senders' latches when it commits, from a
+ * transaction callback registered once per backend.  Only the fallback
+ * timer (mfgsync.poll_interval) catches what no callback reports, such
+ * as COMMIT PREPARED.
+ *
+ * Portions Copyright (c) 2026, mfgsync developers
+ *
+ * IDENTIFICATION
+ *		  src/launcher.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "mfgsync.h"
+#include "worker.h"
+
+PG_FUNCTION_INFO_V1(mfgsync_notify_senders);
+
+MfgSharedState *mfgsync_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* what this backend's transaction asks of the senders at commit */
+static bool wake_pending = false;
+static bool config_pending = false;
+static bool xact_callback_registered = false;
+
+static Size
+shared_state_size(void)
+{
+	return add_size(offsetof(MfgSharedState, sender_latch),
+					mul_size(sizeof(Latch *), mfgsync_max_workers));
+}
+
+static void
+shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(shared_state_size());
+}
+
+static void
+shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	mfgsync_shared = ShmemInitStruct("mfgsync", shared_state_size(), &found);
+	if (!found)
+	{
+		memset(mfgsync_shared, 0, shared_state_size());
+		pg_atomic_init_u32(&mfgsync_shared->config_generation, 0);
+		mfgsync_shared->nsenders = mfgsync_max_workers;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * mfgsync_worker_init
+ *		Reserve shared memory and register the launcher; from _PG_init.
+ */
+void
+mfgsync_worker_init(void)
+{
+	BackgroundWorker worker;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = shmem_startup;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, MFGSYNC_NAME);
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "mfgsync_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "mfgsync launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "mfgsync launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* wake every sender (and the launcher, which starts missing senders) */
+static void
+wake_workers(void)
+{
+	int			i;
+
+	if (mfgsync_shared == NULL)
+		return;
+	for (i = 0; i < mfgsync_shared->nsenders; i++)
+	{
+		Latch	   *latch = mfgsync_shared->sender_latch[i];
+
+		if (latch != NULL)
+			SetLatch(latch);
+	}
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (config_pending)
+			{
+				pg_atomic_fetch_add_u32(&mfgsync_shared->config_generation, 1);
+				if (mfgsync_shared->launcher_latch != NULL)
+					SetLatch(mfgsync_shared->launcher_latch);
+			}
+			if (wake_pending || config_pending)
+				wake_workers();
+			wake_pending = config_pending = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			wake_pending = config_pending = false;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+register_xact_callback(void)
+{
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+}
+
+/*
+ * mfgsync_wake_on_commit
+ *		Have the senders woken when the current transaction commits.
+ *
+ * Called by the outbox writer for every statement that wrote events; the
+ * callback is registered once per backend, not once per transaction.
+ */
+void
+mfgsync_wake_on_commit(void)
+{
+	if (!wake_pending)
+	{
+		register_xact_callback();
+		wake_pending = true;
+	}
+}
+
+/*
+ * mfgsync_notify_senders
+ *		SQL function: senders re-read endpoints when this transaction
+ *		commits.  The management functions call it.
+ */
+Datum
+mfgsync_notify_senders(PG_FUNCTION_ARGS)
+{
+	register_xact_callback();
+	config_pending = true;
+	PG_RETURN_VOID();
+}
+
+/* ---------------------------------------------------------------------
+ * The launcher
+ * ---------------------------------------------------------------------
+ */
+
+/* does the extension exist in this database?  Runs in its own transaction */
+static bool
+extension_exists(void)
+{
+	bool		exists;
+
+	StartTransactionCommand();
+	exists = OidIsValid(get_extension_oid(MFGSYNC_NAME, true));
+	CommitTransactionCommand();
+	return exists;
+}
+
+static BackgroundWorkerHandle *
+start_sender(int index)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, MFGSYNC_NAME);
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "mfgsync_sender_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "mfgsync sender %d", index);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "mfgsync sender");
+	worker.bgw_main_arg = Int32GetDatum(index);
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start mfgsync sender %d", index),
+				 errhint("Raise \"max_worker_processes\" to at least mfgsync.max_workers plus what else runs.")));
+		return NULL;
+	}
+	return handle;
+}
+
+/* run mfgsync.retire(); an error is logged and retried next time */
+static void
+retire_events(void)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "SELECT mfgsync.retire()");
+		SPI_execute("SELECT mfgsync.retire()", false, 1);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_END_TRY();
+}
+
+void
+mfgsync_launcher_main(Datum main_arg)
+{
+	BackgroundWorkerHandle **senders;
+	TimestampTz next_retire = 0;
+	int			i;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(mfgsync_database, NULL, 0);
+	pgstat_report_appname("mfgsync launcher");
+	mfgsync_shared->launcher_latch = MyLatch;
+
+	senders = MemoryContextAllocZero(TopMemoryContext,
+									 sizeof(BackgroundWorkerHandle *) * mfgsync_max_workers);
+
+	for (;;)
+	{
+		long		wait_ms = 10000;
+		TimestampTz now;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (extension_exists())
+		{
+			for (i = 0; i < mfgsync_max_workers; i++)
+			{
+				pid_t		pid;
+
+				if (senders[i] == NULL ||
+					GetBackgroundWorkerPid(senders[i], &pid) == BGWH_STOPPED)
+					senders[i] = start_sender(i);
+			}
+
+			/* retire every tenth of the retention, at most once a minute */
+			now = GetCurrentTimestamp();
+			if (now >= next_retire)
+			{
+				retire_events();
+				next_retire = TimestampTzPlusMilliseconds(now,
+														  Max(1000, Min(60000, (int64) mfgsync_retention * 100)));
+			}
+			wait_ms = Min(wait_ms, Max(1, TimestampDifferenceMilliseconds(now, next_retire)));
+		}
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 wait_ms, PG_WAIT_EXTENSION);
+	}
+}

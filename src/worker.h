@@ -1,0 +1,42 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.h
+ *		  Background workers: shared state, wake-ups, launcher and senders
+ *
+ * Portions Copyright (c) 2026, mfgsync developers
+ *
+ * IDENTIFICATION
+ *		  src/worker.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef MFGSYNC_WORKER_H
+#define MFGSYNC_WORKER_H
+
+#include "port/atomics.h"
+#include "storage/latch.h"
+
+/*
+ * State shared by every backend and the workers, in the main shared memory
+ * segment.  Latches live in PGPROC, which never moves, so a stale pointer
+ * only wakes a process that did not need it.
+ */
+typedef struct MfgSharedState
+{
+	pg_atomic_uint32 config_generation; /* bumped when endpoints change */
+	Latch	   *launcher_latch;
+	int			nsenders;
+	Latch	   *sender_latch[FLEXIBLE_ARRAY_MEMBER];
+} MfgSharedState;
+
+extern MfgSharedState *mfgsync_shared;
+
+/* launcher.c */
+extern void mfgsync_worker_init(void);
+extern void mfgsync_wake_on_commit(void);
+extern PGDLLEXPORT void mfgsync_launcher_main(Datum main_arg);
+
+/* sender.c */
+extern PGDLLEXPORT void mfgsync_sender_main(Datum main_arg);
+
+#endif							/* MFGSYNC_WORKER_H */

@@ -24,7 +24,7 @@ SHLIB_LINK = $(shell pkg-config --libs $(PKG_LIBS))
 
 # pg_regress: sql/<test>.sql against expected/<test>.out, on its own server
 REGRESS = install guc capture capture_types capture_errors capture_privileges \
-	reader drop_extension
+	reader endpoints drop_extension
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/mfgsync.conf
 
 # isolation: test/specs/<spec>.spec against test/expected/<spec>.out

@@ -725,6 +725,7 @@ BEGIN
                     MESSAGE = format('endpoint option "%s" is out of range: %s', k, v),
                     HINT = format('Valid values are %s to %s.', spec ->> 2, spec ->> 3);
             END IF;
+            v := to_jsonb(n::bigint);   -- 1.0 and 1e3 as the senders' ::int reads them
         WHEN 'boolean' THEN
             IF jsonb_typeof(v) <> 'boolean' THEN
                 RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -750,6 +751,7 @@ BEGIN
             /* Standard Webhooks: "whsec_" and the base64 of 24 to 64 bytes */
             IF jsonb_typeof(v) <> 'string'
                OR (v ->> 0) !~ '^whsec_[A-Za-z0-9+/]+={0,2}$'
+               OR length(v ->> 0) % 4 <> 2     -- decode() fails on a partial quantum
                OR length(decode(substr(v ->> 0, 7), 'base64')) NOT BETWEEN 24 AND 64 THEN
                 RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                     MESSAGE = format('endpoint option "%s" is not a valid signing secret', k),
@@ -919,7 +921,7 @@ DECLARE
     opts jsonb;
 BEGIN
     SELECT * INTO ep FROM mfgsync.endpoint e
-     WHERE e.id = mfgsync.endpoint_id(name) FOR UPDATE;
+     WHERE e.id = mfgsync.endpoint_id(alter_endpoint.name) FOR UPDATE;
     IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'endpoint options must be a JSON object';
@@ -927,7 +929,7 @@ BEGIN
     /* "url" may change too; a JSON null removes an option */
     IF options ? 'url' THEN
         PERFORM mfgsync.check_url(options ->> 'url');
-        UPDATE mfgsync.endpoint SET url = options ->> 'url' WHERE id = ep.id;
+        UPDATE mfgsync.endpoint SET url = alter_endpoint.options ->> 'url' WHERE id = ep.id;
         options := options - 'url';
     END IF;
     SELECT ep.options || jsonb_strip_nulls(jsonb_build_object('secret', s.secret,
@@ -958,7 +960,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    DELETE FROM mfgsync.endpoint WHERE id = mfgsync.endpoint_id(name);
+    DELETE FROM mfgsync.endpoint WHERE id = mfgsync.endpoint_id(drop_endpoint.name);
     PERFORM mfgsync.notify_senders();
 END
 $$;
@@ -971,7 +973,7 @@ AS $$
 BEGIN
     UPDATE mfgsync.endpoint
        SET paused = true, paused_reason = format('paused by %s at %s', session_user, now())
-     WHERE id = mfgsync.endpoint_id(name);
+     WHERE id = mfgsync.endpoint_id(pause_endpoint.name);
     PERFORM mfgsync.notify_senders();
 END
 $$;
@@ -983,7 +985,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     UPDATE mfgsync.endpoint SET paused = false, paused_reason = NULL
-     WHERE id = mfgsync.endpoint_id(name);
+     WHERE id = mfgsync.endpoint_id(resume_endpoint.name);
     PERFORM mfgsync.notify_senders();
 END
 $$;
@@ -1024,11 +1026,19 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     ep integer := mfgsync.endpoint_id(endpoint);
+    owner regrole;
     mt text;
 BEGIN
     IF message_types IS NULL OR cardinality(message_types) = 0 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'message_types must name at least one message type';
+    END IF;
+    /* the senders run a filter with the owner's rights: only the owner may set one */
+    SELECT e.owner INTO owner FROM mfgsync.endpoint e WHERE e.id = ep;
+    IF filter IS NOT NULL AND NOT pg_has_role(session_user, owner, 'MEMBER') THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('only the owner of endpoint "%s" can set a subscription filter', endpoint),
+            DETAIL = format('Filters are evaluated with the privileges of the endpoint''s owner, %s.', owner);
     END IF;
     FOREACH mt IN ARRAY message_types LOOP
         IF mt IS NULL OR NOT EXISTS (SELECT 1 FROM mfgsync.tracked t WHERE t.message_type = mt) THEN
@@ -1039,7 +1049,7 @@ BEGIN
         END IF;
     END LOOP;
     INSERT INTO mfgsync.subscription (endpoint_id, message_type, filter)
-    SELECT ep, m, filter FROM unnest(message_types) AS m
+    SELECT DISTINCT ep, m, filter FROM unnest(message_types) AS m
     ON CONFLICT (endpoint_id, message_type) DO UPDATE SET filter = EXCLUDED.filter;
     PERFORM mfgsync.notify_senders();
 END

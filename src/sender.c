@@ -1475,6 +1475,8 @@ mfgsync_sender_main(Datum main_arg)
 	/* a lost "record" only means a redelivery, so commits need not wait */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/* claims read a range of ids: never by scanning the whole outbox */
+	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	sender_cxt = AllocSetContextCreate(TopMemoryContext, "mfgsync sender",
 									   ALLOCSET_DEFAULT_SIZES);

@@ -8,13 +8,13 @@
  * here in the transaction that changed the tracked row.  key, data and
  * old_data are stored as json text exactly as rendered; mfgsync.events
  * shows them as jsonb.  txid is the writing transaction's top-level
- * transaction id (the xid8 value, stored as bigint because only bigint has
- * a BRIN operator class): readers use it with snapshots to read in commit
- * order (read_events).
+ * transaction id (the xid8 value, stored as bigint): readers use it with
+ * snapshots to read in commit order (read_events, src/sender.c).
  *
- * The outbox is append-only, so its indexes are BRIN: an insert into an
- * unsummarized range costs next to nothing, where a B-tree insert per event
- * cost as much as the tracked table's own primary key (doc/benchmarks.md).
+ * Both indexes are B-trees.  Senders read a window of transactions by txid
+ * and walk it in id ranges; a BRIN index cannot serve that, because the
+ * ranges it has not summarized yet (all recent events) are always returned
+ * whole, so every claim would scan every recent event (doc/benchmarks.md).
  * id needs no unique index: the sequence hands out each value once, and
  * nothing else writes here (PgQ's event tables have no key either).
  */
@@ -31,10 +31,8 @@ CREATE TABLE mfgsync.outbox (
     old_data     json,
     created_at   timestamptz NOT NULL
 );
-CREATE INDEX outbox_id_idx ON mfgsync.outbox USING brin (id)
-    WITH (pages_per_range = 16);
-CREATE INDEX outbox_txid_idx ON mfgsync.outbox USING brin (txid)
-    WITH (pages_per_range = 16);
+CREATE INDEX outbox_id_idx ON mfgsync.outbox (id);
+CREATE INDEX outbox_txid_idx ON mfgsync.outbox (txid);
 COMMENT ON TABLE mfgsync.outbox IS
     'Change events written by the capture trigger in the changing transaction';
 

@@ -47,6 +47,8 @@ struct MfgHttp
 	int			maxsockets;
 	TimestampTz timer;			/* when libcurl wants its timeout; 0: none */
 	int			in_flight;
+	CURL	   *idle[64];		/* easy handles kept for reuse */
+	int			nidle;
 };
 
 static bool curl_initialized = false;
@@ -168,7 +170,13 @@ mfgsync_http_request(MfgHttp *http, const char *url, const MfgHttpOptions *opts)
 	req->retry_after_s = -1;
 	MemoryContextSwitchTo(oldcxt);
 
-	req->easy = curl_easy_init();
+	if (http->nidle > 0)
+	{
+		req->easy = http->idle[--http->nidle];
+		curl_easy_reset(req->easy);
+	}
+	else
+		req->easy = curl_easy_init();
 	if (req->easy == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -182,6 +190,8 @@ mfgsync_http_request(MfgHttp *http, const char *url, const MfgHttpOptions *opts)
 	if (opts->ca_file)
 		curl_easy_setopt(req->easy, CURLOPT_CAINFO, opts->ca_file);
 	curl_easy_setopt(req->easy, CURLOPT_NOSIGNAL, 1L);
+	/* no proxy from the server's environment */
+	curl_easy_setopt(req->easy, CURLOPT_PROXY, "");
 	curl_easy_setopt(req->easy, CURLOPT_TIMEOUT_MS, opts->timeout_ms);
 	curl_easy_setopt(req->easy, CURLOPT_CONNECTTIMEOUT_MS, opts->connect_timeout_ms);
 	curl_easy_setopt(req->easy, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -375,7 +385,10 @@ void
 mfgsync_http_free(MfgHttp *http, MfgHttpRequest *req)
 {
 	curl_slist_free_all(req->headers);
-	curl_easy_cleanup(req->easy);
+	if (http->nidle < (int) lengthof(http->idle))
+		http->idle[http->nidle++] = req->easy;
+	else
+		curl_easy_cleanup(req->easy);
 	pfree(req->body.data);
 	pfree(req->response.data);
 	if (req->redirect_url)

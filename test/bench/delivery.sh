@@ -1,0 +1,247 @@
+#!/bin/bash
+# test/bench/delivery.sh - mfgsync delivery benchmark, from a fresh machine.
+#
+#   test/bench/delivery.sh                 # defaults
+#   EVENTS=20000 BACKLOG=100000 test/bench/delivery.sh   # quick run
+#
+# Installs what is missing (test/common.sh's prepare), then, as the
+# unprivileged user when started as root, starts a throwaway cluster, nginx
+# answering 204 on 127.0.0.1, and measures:
+#
+#   0. the receiver's ceiling: wrk, one POST per request with a body of the
+#      size of an event's, as many connections as an endpoint's
+#      concurrency (the plain-HTTP-client baseline);
+#   1. one event per request: $EVENTS events committed at once, time from
+#      the commit until the endpoint's delivered counter reaches them;
+#   2. CloudEvents batches of 100: the same with $BATCH_EVENTS events;
+#   3. latency commit -> received at a steady 1,000 events/s (pgbench -R),
+#      against test/receiver.py, which logs the arrival time: p50, p99;
+#   4. a backlog of $BACKLOG events committed while the endpoint is paused,
+#      then resumed: drain rate of the first and the last tenth (claim cost
+#      must not grow with the backlog), the sender's peak private memory,
+#      and the outbox size before and after retirement.
+#
+# Prints the figures and which targets are met; exits non-zero only when
+# something broke.
+set -Eeuo pipefail
+
+EVENTS=${EVENTS:-100000}
+BATCH_EVENTS=${BATCH_EVENTS:-500000}
+BACKLOG=${BACKLOG:-1000000}
+LATENCY_SECONDS=${LATENCY_SECONDS:-20}
+CONCURRENCY=${CONCURRENCY:-16}
+PORT=55441
+NGINX_PORT=55442
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../common.sh
+. "$HERE/../common.sh"
+
+msg() { echo "delivery.sh: $*"; }
+die() { echo "delivery.sh: $*" >&2; exit 1; }
+
+NGINX_DIR=""
+RECEIVER_PID=""
+cleanup()
+{
+    [ -n "$RECEIVER_PID" ] && kill "$RECEIVER_PID" 2>/dev/null || true
+    if [ -n "$NGINX_DIR" ] && [ -f "$NGINX_DIR/nginx.pid" ]; then
+        kill "$(cat "$NGINX_DIR/nginx.pid")" 2>/dev/null || true
+    fi
+    [ -n "$NGINX_DIR" ] && rm -rf "$NGINX_DIR"
+    stop_cluster
+}
+trap cleanup EXIT
+
+prepare >/dev/null || die "could not install the prerequisites"
+
+start_cluster delivery "$PORT" \
+    "mfgsync.database = 'postgres'" \
+    "mfgsync.max_workers = 2" \
+    "shared_buffers = '256MB'" \
+    "max_wal_size = '4GB'" \
+    "synchronous_commit = on" ||
+    die "could not start the cluster"
+PSQL=(run_unprivileged psql -X -q -At -v ON_ERROR_STOP=1 -h "$CLUSTER_DIR" -p "$PORT" -d postgres)
+sql() { "${PSQL[@]}" -c "$1"; }
+
+# nginx: 204 for everything, keep-alive, no logging
+NGINX_DIR=$(mktemp -d /tmp/mfgsync-nginx.XXXXXX)
+[ "$(id -u)" = 0 ] && chown "$MFGSYNC_USER" "$NGINX_DIR"
+cat >"$NGINX_DIR/nginx.conf" <<NGINX
+worker_processes 1;
+pid $NGINX_DIR/nginx.pid;
+error_log $NGINX_DIR/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $NGINX_DIR/body;
+    proxy_temp_path $NGINX_DIR/proxy;
+    fastcgi_temp_path $NGINX_DIR/fastcgi;
+    uwsgi_temp_path $NGINX_DIR/uwsgi;
+    scgi_temp_path $NGINX_DIR/scgi;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / { client_max_body_size 10m; return 204; }
+    }
+}
+NGINX
+run_unprivileged nginx -c "$NGINX_DIR/nginx.conf" -p "$NGINX_DIR" -e "$NGINX_DIR/error.log" ||
+    die "could not start nginx"
+
+sql "CREATE EXTENSION mfgsync;
+     CREATE TABLE production_order (order_code text PRIMARY KEY, product_code text,
+        machine_code text, start timestamptz, \"end\" timestamptz, quantity numeric);
+     SELECT mfgsync.track('production_order', 'ProductionOrder');" >/dev/null
+
+# a representative body, for wrk
+BODY=$(sql "INSERT INTO production_order VALUES ('PO-0', 'P-1', 'M-1', now(), now() + interval '8 hours', 100);
+            SELECT json_build_object('id', id::text, 'type', 'ProductionOrder.Created',
+                     'time', created_at, 'message_type', message_type, 'action', action,
+                     'key', key, 'data', data, 'old_data', old_data)::text
+              FROM mfgsync.events ORDER BY id DESC LIMIT 1")
+BODY_FILE="$NGINX_DIR/body.json"
+printf '%s' "$BODY" >"$BODY_FILE"
+cat >"$NGINX_DIR/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$BODY_FILE", "r")
+wrk.body = f:read("*a")
+f:close()
+LUA
+msg "event body: ${#BODY} bytes"
+
+WRK_RPS=$(wrk -t 1 -c "$CONCURRENCY" -d 10s -s "$NGINX_DIR/post.lua" \
+    "http://127.0.0.1:$NGINX_PORT/hook" | awk '/Requests\/sec/ {print int($2)}')
+msg "receiver ceiling (wrk, $CONCURRENCY connections): $WRK_RPS requests/s"
+
+now_ms() { date +%s%3N; }
+
+# deliver N: commit N events at once to endpoint $1, wait until delivered
+# returns the elapsed milliseconds from commit to the last 2xx recorded
+deliver()
+{
+    local ep=$1 n=$2 base start end
+    base=$(sql "SELECT delivered FROM mfgsync.endpoint_state s JOIN mfgsync.endpoint e ON e.id = s.endpoint_id WHERE e.name = '$ep'")
+    sql "INSERT INTO production_order
+         SELECT 'PO-' || g, 'P-' || g % 100, 'M-' || g % 10, now(), now() + interval '8 hours', g
+           FROM generate_series(1, $n) g
+         ON CONFLICT (order_code) DO UPDATE SET quantity = production_order.quantity + 1" >/dev/null
+    start=$(now_ms)
+    while :; do
+        d=$(sql "SELECT delivered FROM mfgsync.endpoint_state s JOIN mfgsync.endpoint e ON e.id = s.endpoint_id WHERE e.name = '$ep'")
+        [ $((d - base)) -ge "$n" ] && break
+        [ $(( $(now_ms) - start )) -gt 600000 ] && die "endpoint $ep: only $((d - base)) of $n delivered after 10 minutes"
+        sleep 0.01
+    done
+    end=$(now_ms)
+    echo $((end - start))
+}
+
+# 1. one event per request
+sql "SELECT mfgsync.create_endpoint('single', 'http://127.0.0.1:$NGINX_PORT/hook', 'webhook',
+        '{\"concurrency\": $CONCURRENCY}');
+     SELECT mfgsync.subscribe('single', ARRAY['ProductionOrder'])" >/dev/null
+ms=$(deliver single "$EVENTS")
+SINGLE_RATE=$((EVENTS * 1000 / ms))
+msg "one event per request: $EVENTS events in $ms ms = $SINGLE_RATE events/s ($((SINGLE_RATE * 100 / WRK_RPS))% of wrk)"
+sql "SELECT mfgsync.drop_endpoint('single')" >/dev/null
+
+# 2. CloudEvents batches of 100
+sql "SELECT mfgsync.create_endpoint('batched', 'http://127.0.0.1:$NGINX_PORT/hook', 'webhook',
+        '{\"concurrency\": 4, \"envelope\": \"cloudevents-batch\", \"batch_size\": 100}');
+     SELECT mfgsync.subscribe('batched', ARRAY['ProductionOrder'])" >/dev/null
+ms=$(deliver batched "$BATCH_EVENTS")
+BATCH_RATE=$((BATCH_EVENTS * 1000 / ms))
+msg "batched (100 per request): $BATCH_EVENTS events in $ms ms = $BATCH_RATE events/s"
+sql "SELECT mfgsync.drop_endpoint('batched')" >/dev/null
+
+# 3. latency at a steady 1,000 events/s, receiver.py logs arrival times
+RLOG="$NGINX_DIR/latency.log"
+run_unprivileged python3 "$MFGSYNC_SRC/test/receiver.py" --port 0 \
+    --port-file "$NGINX_DIR/rport" --log "$RLOG" >/dev/null 2>&1 &
+RECEIVER_PID=$!
+for _ in $(seq 100); do [ -s "$NGINX_DIR/rport" ] && break; sleep 0.1; done
+RPORT=$(cat "$NGINX_DIR/rport")
+sql "SELECT mfgsync.create_endpoint('latency', 'http://127.0.0.1:$RPORT/hook', 'webhook',
+        '{\"concurrency\": $CONCURRENCY}');
+     SELECT mfgsync.subscribe('latency', ARRAY['ProductionOrder'])" >/dev/null
+cat >"$NGINX_DIR/latency.sql" <<'SQL'
+\set k random(1, 100000)
+UPDATE production_order SET quantity = quantity + 1 WHERE order_code = 'PO-' || :k;
+SQL
+[ "$(id -u)" = 0 ] && chown -R "$MFGSYNC_USER" "$NGINX_DIR"
+run_unprivileged pgbench -n -h "$CLUSTER_DIR" -p "$PORT" -c 2 -j 2 -R 1000 \
+    -T "$LATENCY_SECONDS" -f "$NGINX_DIR/latency.sql" postgres >"$NGINX_DIR/pgbench.log" 2>&1 ||
+    { cat "$NGINX_DIR/pgbench.log"; die "pgbench failed"; }
+LAT_N=$(sql "SELECT count(*) FROM mfgsync.events WHERE created_at > now() - interval '$((LATENCY_SECONDS + 5)) seconds' AND action = 'Change'")
+for _ in $(seq 600); do
+    [ "$(wc -l <"$RLOG")" -ge "$LAT_N" ] && break
+    sleep 0.1
+done
+read -r LAT_P50 LAT_P99 LAT_COUNT < <(python3 - "$RLOG" <<'PY'
+import json, sys, datetime
+lat = []
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    body = json.loads(r["body"])
+    if body["action"] != "Change":
+        continue
+    t = datetime.datetime.fromisoformat(body["time"]).timestamp()
+    lat.append((r["t"] - t) * 1000)
+lat.sort()
+print("%.2f %.2f %d" % (lat[len(lat) // 2], lat[int(len(lat) * 0.99)], len(lat)))
+PY
+)
+msg "latency at 1,000 events/s: p50 $LAT_P50 ms, p99 $LAT_P99 ms over $LAT_COUNT events"
+sql "SELECT mfgsync.drop_endpoint('latency')" >/dev/null
+kill "$RECEIVER_PID"; RECEIVER_PID=""
+
+# 4. backlog
+sql "SELECT mfgsync.create_endpoint('backlog', 'http://127.0.0.1:$NGINX_PORT/hook', 'webhook',
+        '{\"concurrency\": $CONCURRENCY}');
+     SELECT mfgsync.subscribe('backlog', ARRAY['ProductionOrder']);
+     SELECT mfgsync.pause_endpoint('backlog')" >/dev/null
+sql "INSERT INTO production_order
+     SELECT 'BL-' || g, 'P-1', 'M-1', now(), now(), g FROM generate_series(1, $BACKLOG) g" >/dev/null
+OUTBOX_BEFORE=$(sql "SELECT pg_total_relation_size('mfgsync.outbox')")
+sql "SELECT mfgsync.resume_endpoint('backlog')" >/dev/null
+start=$(now_ms)
+tenth=$((BACKLOG / 10))
+t_first=""; t_last_start=""; peak_kb=0
+while :; do
+    d=$(sql "SELECT delivered FROM mfgsync.endpoint_state s JOIN mfgsync.endpoint e ON e.id = s.endpoint_id WHERE e.name = 'backlog'")
+    now=$(now_ms)
+    [ -z "$t_first" ] && [ "$d" -ge "$tenth" ] && t_first=$((now - start))
+    [ -z "$t_last_start" ] && [ "$d" -ge $((BACKLOG - tenth)) ] && t_last_start=$now
+    for pid in $(sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'mfgsync sender'"); do
+        kb=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        [ "${kb:-0}" -gt "$peak_kb" ] && peak_kb=$kb
+    done
+    [ "$d" -ge "$BACKLOG" ] && break
+    [ $((now - start)) -gt 1800000 ] && die "backlog: only $d of $BACKLOG after 30 minutes"
+    sleep 0.05
+done
+t_last=$(( $(now_ms) - t_last_start ))
+FIRST_RATE=$((tenth * 1000 / t_first))
+LAST_RATE=$((tenth * 1000 / t_last))
+msg "backlog of $BACKLOG: first tenth $FIRST_RATE events/s, last tenth $LAST_RATE events/s; sender peak private memory $((peak_kb / 1024)) MB"
+sql "ALTER SYSTEM SET mfgsync.retention = 0; SELECT pg_reload_conf()" >/dev/null
+RETIRED=$(sql "SELECT mfgsync.retire()")
+sql "VACUUM mfgsync.outbox" >/dev/null
+OUTBOX_AFTER=$(sql "SELECT pg_total_relation_size('mfgsync.outbox')")
+msg "outbox: $((OUTBOX_BEFORE / 1048576)) MB with the backlog, $RETIRED events retired, $((OUTBOX_AFTER / 1024)) kB after VACUUM"
+
+echo
+echo "| figure | value | target |"
+echo "| --- | --- | --- |"
+echo "| receiver ceiling (wrk, $CONCURRENCY connections) | $WRK_RPS req/s | |"
+echo "| one event per request | $SINGLE_RATE events/s ($((SINGLE_RATE * 100 / WRK_RPS))% of wrk) | >= 10,000/s and >= 50% |"
+echo "| CloudEvents batches of 100 | $BATCH_RATE events/s | >= 50,000/s |"
+echo "| latency at 1,000 events/s | p50 $LAT_P50 ms, p99 $LAT_P99 ms | p50 <= 5, p99 <= 50 |"
+echo "| backlog $BACKLOG: drain rate first / last tenth | $FIRST_RATE / $LAST_RATE events/s | flat |"
+echo "| sender peak private memory | $((peak_kb / 1024)) MB | < 100 MB |"
+echo "| outbox before / after retirement | $((OUTBOX_BEFORE / 1048576)) MB / $((OUTBOX_AFTER / 1024)) kB | near zero |"
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1024) " MB"}' /proc/meminfo), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"

@@ -227,6 +227,10 @@ SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'data-
 SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'machine = ''M1''')$$);
 SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'data->>''machine''')$$);
 SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], '')$$);
+-- a filter is one expression: it cannot close the parentheses around it
+SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'true) OR (true')$$);
+SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'true); SELECT (1')$$);
+SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'true FROM pg_class')$$);
 \pset format aligned
 \pset tuples_only off
 -- a bad filter leaves the subscription as it was

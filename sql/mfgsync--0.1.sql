@@ -988,6 +988,11 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION mfgsync.check_filter(filter text)
+RETURNS void
+LANGUAGE C STRICT
+AS 'MODULE_PATHNAME', 'mfgsync_check_filter';
+
 /*
  * subscribe checks the filter with the caller's privileges (it is not a
  * security definer), then stores the subscription through
@@ -1003,6 +1008,8 @@ AS $$
 BEGIN
     IF filter IS NOT NULL THEN
         BEGIN
+            /* one expression, nothing around it (src/sender.c) */
+            PERFORM mfgsync.check_filter(filter);
             EXECUTE format('SELECT 1 FROM (SELECT * FROM mfgsync.events LIMIT 0) AS event WHERE (%s)', filter);
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -1144,14 +1151,21 @@ COMMENT ON FUNCTION mfgsync.retire() IS
     'Delete settled events older than mfgsync.retention; returns how many';
 
 CREATE VIEW mfgsync.endpoints AS
-SELECT e.name, e.url, e.format, e.options, e.owner, e.paused, e.paused_reason,
+SELECT e.name, e.url, e.format,
+       /* header values may be credentials: names only */
+       CASE WHEN e.options ? 'headers'
+            THEN e.options || jsonb_build_object('headers',
+                   (SELECT coalesce(jsonb_object_agg(h.key, '********'), '{}')
+                      FROM jsonb_each(e.options -> 'headers') h))
+            ELSE e.options END AS options,
+       e.owner, e.paused, e.paused_reason,
        array(SELECT s.message_type FROM mfgsync.subscription s
               WHERE s.endpoint_id = e.id ORDER BY 1) AS message_types,
        (s.secret IS NOT NULL) AS signed, e.created_at
   FROM mfgsync.endpoint e
   LEFT JOIN mfgsync.endpoint_secret s ON s.endpoint_id = e.id;
 COMMENT ON VIEW mfgsync.endpoints IS
-    'Endpoints with their options and subscribed message types, without secrets';
+    'Endpoints with their options (header values masked) and subscribed message types, without secrets';
 
 /*
  * pending: events of subscribed types that are not settled yet (in the

@@ -61,6 +61,8 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -202,6 +204,8 @@ typedef struct InFlight
 	int			redirects;
 	char	   *url;
 } InFlight;
+
+PG_FUNCTION_INFO_V1(mfgsync_check_filter);
 
 static int	sender_index;
 static MemoryContext sender_cxt;
@@ -565,6 +569,34 @@ load_config(void)
 		else if (!ep->seen)
 			ep->halt = true;
 	}
+}
+
+/*
+ * mfgsync_check_filter
+ *		SQL function: a subscription filter must be exactly one expression.
+ *
+ * The claim query embeds the filter in parentheses; text such as
+ * "true) OR (true" would otherwise widen it to every message type.
+ */
+Datum
+mfgsync_check_filter(PG_FUNCTION_ARGS)
+{
+	char	   *filter = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	List	   *parsed = raw_parser(filter, RAW_PARSE_PLPGSQL_EXPR);
+	SelectStmt *select = NULL;
+
+	if (list_length(parsed) == 1)
+		select = (SelectStmt *) linitial_node(RawStmt, parsed)->stmt;
+	if (select == NULL || !IsA(select, SelectStmt) ||
+		list_length(select->targetList) != 1 ||
+		select->distinctClause || select->fromClause || select->whereClause ||
+		select->groupClause || select->havingClause || select->windowClause ||
+		select->sortClause || select->limitCount || select->limitOffset ||
+		select->lockingClause)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("a subscription filter must be a single expression")));
+	PG_RETURN_VOID();
 }
 
 /* ---------------------------------------------------------------------

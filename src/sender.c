@@ -761,9 +761,10 @@ claim_in_xact(Endpoint *ep)
 		/*
 		 * The transactions not visible in low are those it saw running and
 		 * those from its xmax on: both are index ranges on txid, so this
-		 * costs the window's events, not the outbox's.
+		 * costs the window's events, not the outbox's.  (min(o.id) would be
+		 * planned as a walk of the id index from the outbox's oldest event.)
 		 */
-		rc = SPI_execute_with_args("SELECT min(o.id) FROM mfgsync.outbox o "
+		rc = SPI_execute_with_args("SELECT min(o.id + 0) FROM mfgsync.outbox o "
 								   "WHERE (o.txid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot)::text::bigint)) "
 								   "       OR (o.txid >= pg_snapshot_xmax($1::pg_snapshot)::text::bigint "
 								   "           AND o.txid < pg_snapshot_xmax($2::pg_snapshot)::text::bigint)) "

@@ -26,6 +26,9 @@ cleanup()
         return
     fi
     stop_cluster
+    [ -n "${RECEIVER_PID:-}" ] && kill "$RECEIVER_PID" 2>/dev/null
+    [ -n "${RECEIVER_DIR:-}" ] && rm -rf "$RECEIVER_DIR"
+    return 0
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -88,6 +91,24 @@ SELECT mfgsync.track('booking', 'ProductionPerformance');
 
 -- a reader of the outbox, starting now
 SELECT mfgsync.register_consumer('demo');
+SQL
+
+# --- the MES's webhook receiver: verifies signatures, prints what it gets --
+SECRET="whsec_$(head -c 32 /dev/urandom | base64)"
+RECEIVER_DIR=$(mktemp -d /tmp/mfgsync-receiver.XXXXXX)
+[ "$(id -u)" = 0 ] && chown "$MFGSYNC_USER" "$RECEIVER_DIR"
+run_unprivileged python3 "$MFGSYNC_SRC/test/receiver.py" --port 0 \
+    --port-file "$RECEIVER_DIR/port" --log "$RECEIVER_DIR/requests.log" \
+    --secret "$SECRET" --reject-bad-signature --print | sed 's/^/   [receiver] /' &
+RECEIVER_PID=$!
+for _ in $(seq 100); do [ -s "$RECEIVER_DIR/port" ] && break; sleep 0.1; done
+[ -s "$RECEIVER_DIR/port" ] || { echo "test/demo.sh: the receiver did not start" >&2; exit 1; }
+RECEIVER_URL="http://127.0.0.1:$(cat "$RECEIVER_DIR/port")/mes/events"
+echo "-- setup: endpoint 'mes' -> $RECEIVER_URL (signed), subscribed to both message types"
+sql >/dev/null <<SQL
+SELECT mfgsync.create_endpoint('mes', '$RECEIVER_URL', 'webhook',
+       jsonb_build_object('secret', '$SECRET', 'headers', '{"X-Plant": "Lyon"}'::jsonb));
+SELECT mfgsync.subscribe('mes', ARRAY['ProductionOrder', 'ProductionPerformance']);
 SQL
 
 # --- a plant shift ---------------------------------------------------------
@@ -153,6 +174,23 @@ sql <<'SQL'
 SELECT id, txid, message_type, action, key FROM mfgsync.read_events('demo');
 SELECT count(*) AS unread FROM mfgsync.read_events('demo');
 SQL
+
+echo
+echo "-- delivery: the receiver gets every event, signed (its lines are marked [receiver])"
+total=$(sql -At -c 'SELECT count(*) FROM mfgsync.outbox')
+for _ in $(seq 300); do
+    got=$(wc -l <"$RECEIVER_DIR/requests.log")
+    [ "$got" -ge "$total" ] && break
+    sleep 0.1
+done
+summary=$(python3 "$MFGSYNC_SRC/test/receiver.py" --summary "$RECEIVER_DIR/requests.log")
+echo "   receiver summary: $summary"
+[ "$got" -ge "$total" ] ||
+    { echo "test/demo.sh: the receiver got $got of $total events" >&2; exit 1; }
+grep -q '"bad_signatures": 0' <<<"$summary" ||
+    { echo "test/demo.sh: a signature did not verify" >&2; exit 1; }
+sql -x -c 'SELECT name, pending, delivered, failed, dead, last_success_at
+             FROM mfgsync.endpoint_status'
 
 echo
 echo "-- mfgsync.tracked_tables"

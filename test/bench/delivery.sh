@@ -14,8 +14,9 @@
 #   1. one event per request: $EVENTS events committed at once, time from
 #      the commit until the endpoint's delivered counter reaches them;
 #   2. CloudEvents batches of 100: the same with $BATCH_EVENTS events;
-#   3. latency commit -> received at a steady 1,000 events/s (pgbench -R),
-#      against test/receiver.py, which logs the arrival time: p50, p99;
+#   3. latency commit -> received at a steady 1,000 events/s (pgbench -R):
+#      a second nginx server logs each request's arrival time and webhook-id
+#      (= event id), compared with the event's created_at: p50, p99;
 #   4. a backlog of $BACKLOG events committed while the endpoint is paused,
 #      then resumed: drain rate of the first and the last tenth (claim cost
 #      must not grow with the backlog), the sender's peak private memory,
@@ -32,6 +33,7 @@ LATENCY_SECONDS=${LATENCY_SECONDS:-20}
 CONCURRENCY=${CONCURRENCY:-16}
 PORT=55441
 NGINX_PORT=55442
+LATENCY_PORT=55443
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../common.sh
@@ -41,10 +43,8 @@ msg() { echo "delivery.sh: $*"; }
 die() { echo "delivery.sh: $*" >&2; exit 1; }
 
 NGINX_DIR=""
-RECEIVER_PID=""
 cleanup()
 {
-    [ -n "$RECEIVER_PID" ] && kill "$RECEIVER_PID" 2>/dev/null || true
     if [ -n "$NGINX_DIR" ] && [ -f "$NGINX_DIR/nginx.pid" ]; then
         kill "$(cat "$NGINX_DIR/nginx.pid")" 2>/dev/null || true
     fi
@@ -81,8 +81,14 @@ http {
     uwsgi_temp_path $NGINX_DIR/uwsgi;
     scgi_temp_path $NGINX_DIR/scgi;
     keepalive_requests 1000000;
+    log_format arrival '\$msec \$http_webhook_id';
     server {
         listen 127.0.0.1:$NGINX_PORT;
+        location / { client_max_body_size 10m; return 204; }
+    }
+    server {
+        listen 127.0.0.1:$LATENCY_PORT;
+        access_log $NGINX_DIR/arrivals.log arrival;
         location / { client_max_body_size 10m; return 204; }
     }
 }
@@ -157,14 +163,8 @@ BATCH_RATE=$((BATCH_EVENTS * 1000 / ms))
 msg "batched (100 per request): $BATCH_EVENTS events in $ms ms = $BATCH_RATE events/s"
 sql "SELECT mfgsync.drop_endpoint('batched')" >/dev/null
 
-# 3. latency at a steady 1,000 events/s, receiver.py logs arrival times
-RLOG="$NGINX_DIR/latency.log"
-run_unprivileged python3 "$MFGSYNC_SRC/test/receiver.py" --port 0 \
-    --port-file "$NGINX_DIR/rport" --log "$RLOG" >/dev/null 2>&1 &
-RECEIVER_PID=$!
-for _ in $(seq 100); do [ -s "$NGINX_DIR/rport" ] && break; sleep 0.1; done
-RPORT=$(cat "$NGINX_DIR/rport")
-sql "SELECT mfgsync.create_endpoint('latency', 'http://127.0.0.1:$RPORT/hook', 'webhook',
+# 3. latency at a steady 1,000 events/s: nginx logs arrival time and event id
+sql "SELECT mfgsync.create_endpoint('latency', 'http://127.0.0.1:$LATENCY_PORT/hook', 'webhook',
         '{\"concurrency\": $CONCURRENCY}');
      SELECT mfgsync.subscribe('latency', ARRAY['ProductionOrder'])" >/dev/null
 cat >"$NGINX_DIR/latency.sql" <<'SQL'
@@ -172,31 +172,34 @@ cat >"$NGINX_DIR/latency.sql" <<'SQL'
 UPDATE production_order SET quantity = quantity + 1 WHERE order_code = 'PO-' || :k;
 SQL
 [ "$(id -u)" = 0 ] && chown -R "$MFGSYNC_USER" "$NGINX_DIR"
+LAT_FIRST=$(sql "SELECT last_value FROM mfgsync.event_id_seq")
 run_unprivileged pgbench -n -h "$CLUSTER_DIR" -p "$PORT" -c 2 -j 2 -R 1000 \
     -T "$LATENCY_SECONDS" -f "$NGINX_DIR/latency.sql" postgres >"$NGINX_DIR/pgbench.log" 2>&1 ||
     { cat "$NGINX_DIR/pgbench.log"; die "pgbench failed"; }
-LAT_N=$(sql "SELECT count(*) FROM mfgsync.events WHERE created_at > now() - interval '$((LATENCY_SECONDS + 5)) seconds' AND action = 'Change'")
+sql "SELECT id, extract(epoch FROM created_at) FROM mfgsync.events WHERE id > $LAT_FIRST" \
+    >"$NGINX_DIR/created.txt"
+LAT_N=$(wc -l <"$NGINX_DIR/created.txt")
 for _ in $(seq 600); do
-    [ "$(wc -l <"$RLOG")" -ge "$LAT_N" ] && break
+    [ "$(wc -l <"$NGINX_DIR/arrivals.log")" -ge "$LAT_N" ] && break
     sleep 0.1
 done
-read -r LAT_P50 LAT_P99 LAT_COUNT < <(python3 - "$RLOG" <<'PY'
-import json, sys, datetime
-lat = []
+read -r LAT_P50 LAT_P99 LAT_COUNT < <(python3 - "$NGINX_DIR/created.txt" "$NGINX_DIR/arrivals.log" <<'PY'
+import sys
+created = {}
 for line in open(sys.argv[1]):
-    r = json.loads(line)
-    body = json.loads(r["body"])
-    if body["action"] != "Change":
-        continue
-    t = datetime.datetime.fromisoformat(body["time"]).timestamp()
-    lat.append((r["t"] - t) * 1000)
+    i, t = line.strip().split("|")
+    created[i] = float(t)
+lat = []
+for line in open(sys.argv[2]):
+    t, i = line.split()
+    if i in created:
+        lat.append((float(t) - created.pop(i)) * 1000)
 lat.sort()
 print("%.2f %.2f %d" % (lat[len(lat) // 2], lat[int(len(lat) * 0.99)], len(lat)))
 PY
 )
-msg "latency at 1,000 events/s: p50 $LAT_P50 ms, p99 $LAT_P99 ms over $LAT_COUNT events"
+msg "latency at 1,000 events/s: p50 $LAT_P50 ms, p99 $LAT_P99 ms over $LAT_COUNT of $LAT_N events"
 sql "SELECT mfgsync.drop_endpoint('latency')" >/dev/null
-kill "$RECEIVER_PID"; RECEIVER_PID=""
 
 # 4. backlog
 sql "SELECT mfgsync.create_endpoint('backlog', 'http://127.0.0.1:$NGINX_PORT/hook', 'webhook',
@@ -227,7 +230,8 @@ t_last=$(( $(now_ms) - t_last_start ))
 FIRST_RATE=$((tenth * 1000 / t_first))
 LAST_RATE=$((tenth * 1000 / t_last))
 msg "backlog of $BACKLOG: first tenth $FIRST_RATE events/s, last tenth $LAST_RATE events/s; sender peak private memory $((peak_kb / 1024)) MB"
-sql "ALTER SYSTEM SET mfgsync.retention = 0; SELECT pg_reload_conf()" >/dev/null
+sql "ALTER SYSTEM SET mfgsync.retention = 0" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
 RETIRED=$(sql "SELECT mfgsync.retire()")
 sql "VACUUM mfgsync.outbox" >/dev/null
 OUTBOX_AFTER=$(sql "SELECT pg_total_relation_size('mfgsync.outbox')")

@@ -211,6 +211,7 @@ extension_exists(void)
 {
 	bool		exists;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	exists = OidIsValid(get_extension_oid(MFGSYNC_NAME, true));
 	CommitTransactionCommand();
@@ -227,7 +228,12 @@ start_sender(int index)
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
 		BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 1;
+	/*
+	 * The launcher restarts senders, not the postmaster: after a crash the
+	 * postmaster would restart them and the new launcher start a second
+	 * set.  A sender's exit sets our latch (bgw_notify_pid).
+	 */
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, MFGSYNC_NAME);
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "mfgsync_sender_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "mfgsync sender %d", index);
@@ -254,6 +260,7 @@ retire_events(void)
 
 	PG_TRY();
 	{
+		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
@@ -279,6 +286,7 @@ void
 mfgsync_launcher_main(Datum main_arg)
 {
 	BackgroundWorkerHandle **senders;
+	TimestampTz *started;
 	TimestampTz next_retire = 0;
 	int			i;
 
@@ -292,6 +300,8 @@ mfgsync_launcher_main(Datum main_arg)
 
 	senders = MemoryContextAllocZero(TopMemoryContext,
 									 sizeof(BackgroundWorkerHandle *) * mfgsync_max_workers);
+	started = MemoryContextAllocZero(TopMemoryContext,
+									 sizeof(TimestampTz) * mfgsync_max_workers);
 
 	for (;;)
 	{
@@ -308,17 +318,26 @@ mfgsync_launcher_main(Datum main_arg)
 
 		if (extension_exists())
 		{
+			now = GetCurrentTimestamp();
 			for (i = 0; i < mfgsync_max_workers; i++)
 			{
 				pid_t		pid;
+				TimestampTz allowed = TimestampTzPlusMilliseconds(started[i], 1000);
 
-				if (senders[i] == NULL ||
-					GetBackgroundWorkerPid(senders[i], &pid) == BGWH_STOPPED)
-					senders[i] = start_sender(i);
+				if (senders[i] != NULL &&
+					GetBackgroundWorkerPid(senders[i], &pid) != BGWH_STOPPED)
+					continue;
+				/* a sender that keeps failing is restarted once a second */
+				if (now < allowed)
+				{
+					wait_ms = Min(wait_ms, TimestampDifferenceMilliseconds(now, allowed) + 1);
+					continue;
+				}
+				senders[i] = start_sender(i);
+				started[i] = now;
 			}
 
 			/* retire every tenth of the retention, at most once a minute */
-			now = GetCurrentTimestamp();
 			if (now >= next_retire)
 			{
 				retire_events();

@@ -224,6 +224,8 @@ static void record_batch(Endpoint *ep);
 static char *
 truncated_text(const char *s, int len)
 {
+	while (len > 0 && isspace((unsigned char) s[len - 1]))
+		len--;
 	if (len > ERROR_TEXT_MAX)
 		len = pg_mbcliplen(s, len, ERROR_TEXT_MAX);
 	return pnstrdup(s, len);
@@ -267,6 +269,29 @@ park_key(Endpoint *ep, uint64 hash, int delta)
 		hash_search(ep->parked, &hash, HASH_REMOVE, NULL);
 }
 
+/*
+ * After DROP EXTENSION every query fails; the sender then exits (code 0,
+ * so it is not restarted) and the launcher starts senders again once the
+ * extension is back.
+ */
+static void
+exit_if_extension_dropped(void)
+{
+	bool		exists;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	exists = OidIsValid(get_extension_oid(MFGSYNC_NAME, true));
+	CommitTransactionCommand();
+	if (!exists)
+	{
+		ereport(LOG,
+				(errmsg("mfgsync sender %d exiting: extension \"%s\" does not exist in database \"%s\"",
+						sender_index, MFGSYNC_NAME, mfgsync_database)));
+		proc_exit(0);
+	}
+}
+
 /* run fn(ep) in a transaction with SPI; false (logged) on error */
 static bool
 in_transaction(void (*fn) (Endpoint *), Endpoint *ep, const char *activity)
@@ -276,6 +301,8 @@ in_transaction(void (*fn) (Endpoint *), Endpoint *ep, const char *activity)
 
 	PG_TRY();
 	{
+		/* now() is the statement start: the time of this transaction */
+		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
@@ -307,6 +334,8 @@ in_transaction(void (*fn) (Endpoint *), Endpoint *ep, const char *activity)
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
+	if (!ok)
+		exit_if_extension_dropped();
 	return ok;
 }
 

@@ -26,7 +26,7 @@ cleanup()
         return
     fi
     stop_cluster
-    [ -n "${RECEIVER_PID:-}" ] && kill "$RECEIVER_PID" 2>/dev/null
+    [ -n "${RECEIVER_PID:-}" ] && kill "$RECEIVER_PID" 2>/dev/null && wait "$RECEIVER_PID" 2>/dev/null
     [ -n "${RECEIVER_DIR:-}" ] && rm -rf "$RECEIVER_DIR"
     return 0
 }
@@ -97,9 +97,13 @@ SQL
 SECRET="whsec_$(head -c 32 /dev/urandom | base64)"
 RECEIVER_DIR=$(mktemp -d /tmp/mfgsync-receiver.XXXXXX)
 [ "$(id -u)" = 0 ] && chown "$MFGSYNC_USER" "$RECEIVER_DIR"
-run_unprivileged python3 "$MFGSYNC_SRC/test/receiver.py" --port 0 \
+# setpriv execs (runuser would stay as a parent): $! is the receiver itself
+as_user=()
+[ "$(id -u)" = 0 ] && as_user=(setpriv --reuid="$MFGSYNC_USER" --regid="$(id -g "$MFGSYNC_USER")" --init-groups)
+"${as_user[@]}" /usr/bin/python3 "$MFGSYNC_SRC/test/receiver.py" --port 0 \
     --port-file "$RECEIVER_DIR/port" --log "$RECEIVER_DIR/requests.log" \
-    --secret "$SECRET" --reject-bad-signature --print | sed 's/^/   [receiver] /' &
+    --secret "$SECRET" --reject-bad-signature --print \
+    >"$RECEIVER_DIR/printed" 2>&1 </dev/null &
 RECEIVER_PID=$!
 for _ in $(seq 100); do [ -s "$RECEIVER_DIR/port" ] && break; sleep 0.1; done
 [ -s "$RECEIVER_DIR/port" ] || { echo "test/demo.sh: the receiver did not start" >&2; exit 1; }
@@ -176,13 +180,14 @@ SELECT count(*) AS unread FROM mfgsync.read_events('demo');
 SQL
 
 echo
-echo "-- delivery: the receiver gets every event, signed (its lines are marked [receiver])"
+echo "-- delivery: the MES's receiver gets every event, signed; what it printed:"
 total=$(sql -At -c 'SELECT count(*) FROM mfgsync.outbox')
 for _ in $(seq 300); do
     got=$(wc -l <"$RECEIVER_DIR/requests.log")
     [ "$got" -ge "$total" ] && break
     sleep 0.1
 done
+sed 's/^/   [receiver] /' "$RECEIVER_DIR/printed"
 summary=$(python3 "$MFGSYNC_SRC/test/receiver.py" --summary "$RECEIVER_DIR/requests.log")
 echo "   receiver summary: $summary"
 [ "$got" -ge "$total" ] ||

@@ -59,8 +59,8 @@ static bool xact_callback_registered = false;
 static Size
 shared_state_size(void)
 {
-	return add_size(offsetof(MfgSharedState, sender_latch),
-					mul_size(sizeof(Latch *), mfgsync_max_workers));
+	return add_size(offsetof(MfgSharedState, sender),
+					mul_size(sizeof(MfgSenderSlot), mfgsync_max_workers));
 }
 
 static void
@@ -116,19 +116,28 @@ mfgsync_worker_init(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* wake every sender (and the launcher, which starts missing senders) */
+/*
+ * wake_workers
+ *		Wake the senders that serve endpoints (all of them for a
+ *		configuration change).
+ *
+ * A sender sets has_endpoints before it takes the snapshot of its next
+ * claim, and our commit is visible before we read the flag: a sender we
+ * skip sees our events in that snapshot.
+ */
 static void
-wake_workers(void)
+wake_workers(bool all)
 {
 	int			i;
 
 	if (mfgsync_shared == NULL)
 		return;
+	pg_memory_barrier();
 	for (i = 0; i < mfgsync_shared->nsenders; i++)
 	{
-		Latch	   *latch = mfgsync_shared->sender_latch[i];
+		Latch	   *latch = mfgsync_shared->sender[i].latch;
 
-		if (latch != NULL)
+		if (latch != NULL && (all || mfgsync_shared->sender[i].has_endpoints))
 			SetLatch(latch);
 	}
 }
@@ -147,7 +156,7 @@ xact_callback(XactEvent event, void *arg)
 					SetLatch(mfgsync_shared->launcher_latch);
 			}
 			if (wake_pending || config_pending)
-				wake_workers();
+				wake_workers(config_pending);
 			wake_pending = config_pending = false;
 			break;
 		case XACT_EVENT_ABORT:

@@ -431,6 +431,51 @@ load_parked(Endpoint *ep)
 	}
 }
 
+/* an endpoint's subscribed types (a text[] literal) and claim condition */
+#define SUBSCRIPTION_COLUMNS \
+"       (SELECT array_agg(sb.message_type)::text FROM mfgsync.subscription sb " \
+"         WHERE sb.endpoint_id = e.id), " \
+"       (SELECT string_agg(CASE WHEN sb.filter IS NULL " \
+"                     THEN format('event.message_type = %L', sb.message_type) " \
+"                     ELSE format('(event.message_type = %L AND (%s))', sb.message_type, sb.filter) END, " \
+"                     ' OR ') FROM mfgsync.subscription sb WHERE sb.endpoint_id = e.id), " \
+"       EXISTS (SELECT 1 FROM mfgsync.subscription sb " \
+"                WHERE sb.endpoint_id = e.id AND sb.filter IS NOT NULL) "
+
+/* store the subscription columns of row, starting at col */
+static void
+set_subscriptions(Endpoint *ep, int row, int col)
+{
+	bool		isnull;
+
+	ep->types = copy_value(ep->cxt, row, col);
+	ep->condition = copy_value(ep->cxt, row, col + 1);
+	ep->has_filter = DatumGetBool(binval(row, col + 2, &isnull));
+}
+
+/*
+ * read_subscriptions
+ *		Re-read ep's subscriptions in the current snapshot.
+ *
+ * A window applies the subscriptions of its own snapshot: an event
+ * committed after subscribe() is in a window that sees the subscription,
+ * however late the change reaches this sender's configuration.
+ */
+static void
+read_subscriptions(Endpoint *ep)
+{
+	Datum		args[1] = {Int32GetDatum(ep->id)};
+	Oid			types[1] = {INT4OID};
+	int			rc;
+
+	rc = SPI_execute_with_args("SELECT " SUBSCRIPTION_COLUMNS
+							   "FROM mfgsync.endpoint e WHERE e.id = $1",
+							   1, types, args, NULL, true, 1);
+	check_spi(rc, SPI_OK_SELECT, "reading subscriptions");
+	if (SPI_processed == 1)
+		set_subscriptions(ep, 0, 1);
+}
+
 static const char *config_query =
 "SELECT e.id, e.name, e.url, e.paused, e.owner::oid, st.low::text, st.high::text, "
 "       st.next_id, st.last_id, "
@@ -444,14 +489,7 @@ static const char *config_query =
 "       coalesce(o->>'source', 'urn:mfgsync:' || current_database()), "
 "       ARRAY(SELECT h.key || ': ' || h.value FROM jsonb_each_text(o->'headers') h), "
 "       s.secret, s.previous_secret, "
-"       (SELECT array_agg(sb.message_type)::text FROM mfgsync.subscription sb "
-"         WHERE sb.endpoint_id = e.id), "
-"       (SELECT string_agg(CASE WHEN sb.filter IS NULL "
-"                     THEN format('event.message_type = %L', sb.message_type) "
-"                     ELSE format('(event.message_type = %L AND (%s))', sb.message_type, sb.filter) END, "
-"                     ' OR ') FROM mfgsync.subscription sb WHERE sb.endpoint_id = e.id), "
-"       EXISTS (SELECT 1 FROM mfgsync.subscription sb "
-"                WHERE sb.endpoint_id = e.id AND sb.filter IS NOT NULL) "
+SUBSCRIPTION_COLUMNS
 "  FROM mfgsync.endpoint e "
 "  JOIN mfgsync.endpoint_state st ON st.endpoint_id = e.id "
 "  LEFT JOIN mfgsync.endpoint_secret s ON s.endpoint_id = e.id "
@@ -518,10 +556,12 @@ load_config_in_xact(Endpoint *unused)
 			MemoryContextSwitchTo(oldcxt);
 		}
 		ep->seen = true;
-		if (ep->batch != NULL)
-			continue;			/* picked up again when the batch is done */
 
-		/* the configuration lives in cxt; rebuild it from scratch */
+		/*
+		 * The configuration lives in cxt and applies at once, also to a
+		 * batch being sent (a new URL, a pause).  Replaced strings stay
+		 * allocated: requests in flight may point to them.
+		 */
 		oldcxt = MemoryContextSwitchTo(ep->cxt);
 		ep->name = pstrdup(getvalue(i, 2));
 		ep->url = pstrdup(getvalue(i, 3));
@@ -561,9 +601,7 @@ load_config_in_xact(Endpoint *unused)
 				mfgsync_webhook_decode_secret(secret, &ep->secrets[ep->nsecrets]))
 				ep->nsecrets++;
 		}
-		ep->types = copy_value(ep->cxt, i, 26);
-		ep->condition = copy_value(ep->cxt, i, 27);
-		ep->has_filter = DatumGetBool(binval(i, 28, &isnull));
+		set_subscriptions(ep, i, 26);
 		MemoryContextSwitchTo(oldcxt);
 		ep->maybe_more = true;
 		reload = lappend(reload, ep);
@@ -585,6 +623,9 @@ load_config(void)
 	if (!in_transaction(load_config_in_xact, NULL, "reading endpoints"))
 		return;
 	config_loaded = true;
+	/* commits wake this sender only while it serves endpoints */
+	mfgsync_shared->sender[sender_index].has_endpoints = endpoints != NIL;
+	pg_memory_barrier();
 
 	foreach(lc, endpoints)
 	{
@@ -772,8 +813,9 @@ claim_in_xact(Endpoint *ep)
 						 "(SELECT last_value FROM mfgsync.event_id_seq)",
 						 true, 1);
 		check_spi(rc, SPI_OK_SELECT, "opening a window");
-		high = getvalue(0, 1);
+		high = MemoryContextStrdup(ep->batchcxt, getvalue(0, 1));
 		ep->last_id = DatumGetInt64(binval(0, 2, &isnull));
+		read_subscriptions(ep);
 		if (ep->types == NULL)
 		{
 			/* no subscriptions: nothing in the window is for us */
@@ -992,17 +1034,19 @@ dispatch(Endpoint *ep)
 		InFlight   *fl;
 		int			j;
 
-		if (!event_may_go(ep, e, NULL, 0))
+		if (e->state != EV_PENDING)
 			continue;
 		if (!ep->batch_is_retry && key_is_parked(ep, e->key_hash))
 		{
-			/* wait behind the parked events of its key */
+			/* wait behind the parked events of its key (also its "prev") */
 			e->state = EV_PARKED;
 			e->attempts = 0;
 			e->next_attempt = GetCurrentTimestamp();
 			park_key(ep, e->key_hash, 1);
 			continue;
 		}
+		if (!event_may_go(ep, e, NULL, 0))
+			continue;
 
 		fl = MemoryContextAllocZero(ep->batchcxt, sizeof(InFlight));
 		fl->ep = ep;
@@ -1546,7 +1590,7 @@ mfgsync_sender_main(Datum main_arg)
 	sender_cxt = AllocSetContextCreate(TopMemoryContext, "mfgsync sender",
 									   ALLOCSET_DEFAULT_SIZES);
 	http = mfgsync_http_create(sender_cxt);
-	mfgsync_shared->sender_latch[sender_index] = MyLatch;
+	mfgsync_shared->sender[sender_index].latch = MyLatch;
 
 	for (;;)
 	{

@@ -21,12 +21,18 @@
  * segment.  Latches live in PGPROC, which never moves, so a stale pointer
  * only wakes a process that did not need it.
  */
+typedef struct MfgSenderSlot
+{
+	Latch	   *latch;
+	bool		has_endpoints;	/* only these are woken by commits */
+} MfgSenderSlot;
+
 typedef struct MfgSharedState
 {
 	pg_atomic_uint32 config_generation; /* bumped when endpoints change */
 	Latch	   *launcher_latch;
 	int			nsenders;
-	Latch	   *sender_latch[FLEXIBLE_ARRAY_MEMBER];
+	MfgSenderSlot sender[FLEXIBLE_ARRAY_MEMBER];
 } MfgSharedState;
 
 extern MfgSharedState *mfgsync_shared;

@@ -1,0 +1,146 @@
+# test/t/MfgTest.pm - shared helpers for mfgsync's TAP tests: a cluster
+# with mfgsync preloaded, the webhook receiver (test/receiver.py) on
+# 127.0.0.1, its request log, and waiting on a condition with a bound.
+package MfgTest;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use File::Basename;
+use File::Spec;
+use IPC::Run;
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Time::HiRes qw(usleep time);
+
+our @EXPORT = qw(mfg_cluster start_receiver stop_receiver receiver_log
+  receiver_url wait_until per_key_order_ok start_receiver_on_port);
+
+my @started;
+my $receiver_py = File::Spec->rel2abs(dirname(__FILE__) . '/../receiver.py');
+
+# mfg_cluster(name, extra postgresql.conf text): a started cluster with
+# mfgsync preloaded, its workers in database postgres, the extension there
+sub mfg_cluster
+{
+	my ($name, $conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'mfgsync'
+mfgsync.database = 'postgres'
+mfgsync.max_workers = 2
+} . ($conf // ''));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION mfgsync');
+	return $node;
+}
+
+# start_receiver(name, options...): test/receiver.py on 127.0.0.1; returns
+# a hash with port, log, url
+sub start_receiver
+{
+	my ($name, @opts) = @_;
+	my $dir = PostgreSQL::Test::Utils::tempdir("receiver_$name");
+	my %r = (name => $name, log => "$dir/requests.log",
+		portfile => "$dir/port", out => "$dir/out");
+	$r{handle} = IPC::Run::start(
+		[ 'python3', $receiver_py, '--port', $r{port} // 0,
+		  '--port-file', $r{portfile}, '--log', $r{log}, @opts ],
+		'>', $r{out}, '2>&1');
+	wait_until(sub { -s $r{portfile} }, 30, "receiver $name listening")
+	  or die "receiver $name did not start";
+	$r{port} = slurp_file($r{portfile});
+	chomp $r{port};
+	$r{opts} = \@opts;
+	push @started, \%r;
+	return \%r;
+}
+
+# receivers still running when the test ends (also when it dies) are stopped
+END
+{
+	for my $r (@started)
+	{
+		eval { $r->{handle}->signal('TERM'); $r->{handle}->finish; }
+		  if $r->{handle}->pumpable;
+	}
+}
+
+# start_receiver_on_port(name, port, options...): start_receiver listening
+# on the given port (e.g. the one an endpoint already points at); argparse
+# takes the last --port, so this one wins over start_receiver's --port 0
+sub start_receiver_on_port
+{
+	my ($name, $port, @opts) = @_;
+	return start_receiver($name, '--port', $port, @opts);
+}
+
+# stop_receiver(r): SIGTERM and wait
+sub stop_receiver
+{
+	my ($r) = @_;
+	$r->{handle}->signal('TERM');
+	$r->{handle}->finish;
+	unlink $r->{portfile};
+	return;
+}
+
+sub receiver_url
+{
+	my ($r, $path) = @_;
+	return "http://127.0.0.1:$r->{port}" . ($path // '/hook');
+}
+
+# receiver_log(r): every request so far, as hashes (see test/receiver.py)
+sub receiver_log
+{
+	my ($r) = @_;
+	my @requests;
+	return @requests unless -e $r->{log};
+	open my $fh, '<', $r->{log} or die "cannot open $r->{log}: $!";
+	while (my $line = <$fh>)
+	{
+		next unless $line =~ /\n\z/;    # a line still being written
+		push @requests, decode_json($line);
+	}
+	close $fh;
+	return @requests;
+}
+
+# wait_until(cond, seconds, what): poll cond until true or the time is up
+sub wait_until
+{
+	my ($cond, $seconds, $what) = @_;
+	my $deadline = time() + $seconds;
+	while (time() < $deadline)
+	{
+		return 1 if $cond->();
+		usleep(50_000);
+	}
+	return $cond->() ? 1 : 0;
+}
+
+# per_key_order_ok(\@events): given the delivered events (decoded webhook
+# bodies, in arrival order), check that for every key the first
+# arrivals of its event ids are increasing.  Returns an error or ''.
+sub per_key_order_ok
+{
+	my ($events) = @_;
+	my $canonical = JSON::PP->new->canonical;
+	my (%seen, %last);
+	for my $e (@$events)
+	{
+		next if $seen{ $e->{id} }++;    # a redelivery: receivers dedupe
+		my $k = $e->{message_type} . ' ' . $canonical->encode($e->{key});
+		if (defined $last{$k} && $last{$k} > $e->{id})
+		{
+			return "key $k: event $e->{id} arrived after $last{$k}";
+		}
+		$last{$k} = $e->{id};
+	}
+	return '';
+}
+
+1;

@@ -8,7 +8,11 @@ SELECT name, setting, unit, context, vartype, min_val, max_val
 SET mfgsync.database = 'other';
 SET mfgsync.max_workers = 2;
 SET mfgsync.batch_size = 10;
+
+-- a superuser may shorten mfgsync.retention for a retire() by hand
 SET mfgsync.retention = '1h';
+SHOW mfgsync.retention;
+RESET mfgsync.retention;
 
 -- a misspelt setting under the reserved prefix is an error, not a placeholder
 SET mfgsync.batchsize = 10;

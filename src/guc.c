@@ -43,7 +43,9 @@ int			mfgsync_batch_size = 100;
 
 /*
  * mfgsync.retention: how long delivered events stay in the outbox for
- * audit and replay before they are retired in bulk, in seconds.
+ * audit and replay before they are retired in bulk, in seconds.  The
+ * launcher uses the server's value; a superuser may SET another one for a
+ * retire() by hand.
  */
 int			mfgsync_retention = 7 * 24 * 3600;
 
@@ -109,7 +111,7 @@ mfgsync_guc_define(void)
 							NULL,
 							&mfgsync_retention,
 							7 * 24 * 3600, 0, INT_MAX,
-							PGC_SIGHUP,
+							PGC_SUSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 

@@ -323,6 +323,7 @@ mfgsync_launcher_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			next_retire = 0;	/* mfgsync.retention may have changed */
 		}
 
 		if (extension_exists())

@@ -213,6 +213,7 @@ static MfgHttp *http;
 static List *endpoints = NIL;
 static uint32 config_generation_seen;
 static bool config_loaded = false;
+static TimestampTz extension_checked;
 
 static void record_batch(Endpoint *ep);
 
@@ -1592,6 +1593,7 @@ mfgsync_sender_main(Datum main_arg)
 	http = mfgsync_http_create(sender_cxt);
 	mfgsync_shared->sender[sender_index].latch = MyLatch;
 
+	extension_checked = GetCurrentTimestamp();
 	for (;;)
 	{
 		TimestampTz now;
@@ -1614,6 +1616,12 @@ mfgsync_sender_main(Datum main_arg)
 			load_config();
 
 		now = GetCurrentTimestamp();
+		/* an idle sender notices DROP EXTENSION with the fallback timer */
+		if (TimestampDifferenceExceeds(extension_checked, now, mfgsync_poll_interval))
+		{
+			exit_if_extension_dropped();
+			extension_checked = now;
+		}
 		foreach(lc, endpoints)
 		{
 			Endpoint   *ep = lfirst(lc);

@@ -1045,6 +1045,10 @@ BEGIN
             MESSAGE = format('only the owner of endpoint "%s" can set a subscription filter', endpoint),
             DETAIL = format('Filters are evaluated with the privileges of the endpoint''s owner, %s.', owner);
     END IF;
+    /* also when called directly: the claim query embeds the filter */
+    IF filter IS NOT NULL THEN
+        PERFORM mfgsync.check_filter(filter);
+    END IF;
     FOREACH mt IN ARRAY message_types LOOP
         IF mt IS NULL OR NOT EXISTS (SELECT 1 FROM mfgsync.tracked t WHERE t.message_type = mt) THEN
             RAISE EXCEPTION USING ERRCODE = 'undefined_object',

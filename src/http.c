@@ -419,8 +419,8 @@ url_origin(const char *url, char **scheme, char **host, char **port)
 
 /*
  * mfgsync_http_same_origin
- *		May a request to url follow a redirect to target?  Only to http or
- *		https on the same host.
+ *		May a request to url follow a redirect to target?  Only to the same
+ *		host, over http or https, and never from https down to http.
  */
 bool
 mfgsync_http_same_origin(const char *url, const char *target)
@@ -434,7 +434,8 @@ mfgsync_http_same_origin(const char *url, const char *target)
 	bool		same;
 
 	same = url_origin(url, &s1, &h1, &p1) && url_origin(target, &s2, &h2, &p2) &&
-		(pg_strcasecmp(s2, "http") == 0 || pg_strcasecmp(s2, "https") == 0) &&
+		(pg_strcasecmp(s2, "https") == 0 ||
+		 (pg_strcasecmp(s2, "http") == 0 && pg_strcasecmp(s1, "http") == 0)) &&
 		pg_strcasecmp(h1, h2) == 0;
 	curl_free(s1);
 	curl_free(h1);

@@ -6,7 +6,8 @@
  * The postmaster starts one launcher (a static background worker).  It
  * connects to mfgsync.database, waits until the extension exists there,
  * keeps mfgsync.max_workers sender workers running, and retires settled
- * events (mfgsync.retire()) at intervals.
+ * events (mfgsync.retire()) every tenth of mfgsync.retention, at least once
+ * a minute and at most once a second.
  *
  * Senders do not poll.  A backend whose transaction wrote events, or
  * changed endpoints, sets the senders' latches when it commits, from a
@@ -85,6 +86,7 @@ shmem_startup(void)
 	{
 		memset(mfgsync_shared, 0, shared_state_size());
 		pg_atomic_init_u32(&mfgsync_shared->config_generation, 0);
+		pg_atomic_init_u32(&mfgsync_shared->launcher_generation, 0);
 		mfgsync_shared->nsenders = mfgsync_max_workers;
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -297,6 +299,7 @@ mfgsync_launcher_main(Datum main_arg)
 	BackgroundWorkerHandle **senders;
 	TimestampTz *started;
 	TimestampTz next_retire = 0;
+	bool		waiting_logged = false;
 	int			i;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -306,6 +309,13 @@ mfgsync_launcher_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(mfgsync_database, NULL, 0);
 	pgstat_report_appname("mfgsync launcher");
 	mfgsync_shared->launcher_latch = MyLatch;
+
+	/*
+	 * Senders of an earlier launcher (one that was terminated alone) exit
+	 * when they see this; ours wait for their slot's lock (src/sender.c).
+	 */
+	pg_atomic_fetch_add_u32(&mfgsync_shared->launcher_generation, 1);
+	wake_workers(true);
 
 	senders = MemoryContextAllocZero(TopMemoryContext,
 									 sizeof(BackgroundWorkerHandle *) * mfgsync_max_workers);
@@ -326,8 +336,19 @@ mfgsync_launcher_main(Datum main_arg)
 			next_retire = 0;	/* mfgsync.retention may have changed */
 		}
 
-		if (extension_exists())
+		if (!extension_exists())
 		{
+			if (!waiting_logged)
+				ereport(LOG,
+						(errmsg("mfgsync launcher waiting: extension \"%s\" does not exist in database \"%s\"",
+								MFGSYNC_NAME, mfgsync_database),
+						 errhint("Run CREATE EXTENSION %s in database \"%s\", or set mfgsync.database.",
+								 MFGSYNC_NAME, mfgsync_database)));
+			waiting_logged = true;
+		}
+		else
+		{
+			waiting_logged = false;
 			now = GetCurrentTimestamp();
 			for (i = 0; i < mfgsync_max_workers; i++)
 			{
@@ -347,7 +368,7 @@ mfgsync_launcher_main(Datum main_arg)
 				started[i] = now;
 			}
 
-			/* retire every tenth of the retention, at most once a minute */
+			/* every tenth of the retention, between 1 s and 1 min apart */
 			if (now >= next_retire)
 			{
 				retire_events();

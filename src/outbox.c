@@ -15,8 +15,9 @@
  *	  triggers check referenced tables regardless of the writer's rights.
  *
  * The outbox is the extension's own table, so its shape is checked when it
- * is opened and its indexes must be plain column indexes (they are BRIN,
- * whose inserts into the newest, unsummarized range are nearly free).
+ * is opened and its indexes must be plain column indexes (B-trees on id
+ * and txid, which the senders need to read windows in id ranges; see the
+ * comment on mfgsync.outbox in sql/mfgsync--0.1.sql).
  *
  * Ordering invariants the delivery side relies on:
  *	- every event stores the top-level transaction's xid8 (as int8); a reader that

@@ -160,6 +160,10 @@ typedef struct Endpoint
 	int64		last_id;
 	bool		position_dirty;
 	TimestampTz position_flushed;
+	char	   *rec_low;		/* the position record_in_xact wrote */
+	char	   *rec_high;
+	int64		rec_next_id;
+	int64		rec_last_id;
 
 	/* the batch being sent */
 	BatchEvent *batch;
@@ -213,6 +217,7 @@ static MfgHttp *http;
 static List *endpoints = NIL;
 static uint32 config_generation_seen;
 static bool config_loaded = false;
+static uint32 launcher_generation_seen;
 static TimestampTz extension_checked;
 
 static void record_batch(Endpoint *ep);
@@ -291,6 +296,26 @@ exit_if_extension_dropped(void)
 						sender_index, MFGSYNC_NAME, mfgsync_database)));
 		proc_exit(0);
 	}
+}
+
+/*
+ * lock_slot
+ *		Take this sender's slot lock, held for the life of the session.
+ */
+static void
+lock_slot(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "waiting for the sender slot");
+	SPI_execute(psprintf("SELECT pg_advisory_lock(hashtext('mfgsync sender'), %d)",
+						 sender_index), false, 1);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /* run fn(ep) in a transaction with SPI; false (logged) on error */
@@ -718,6 +743,21 @@ add_event(Endpoint *ep, int row, int first_col, bool from_retry,
 	"event.data_json, event.old_data_json, to_json(event.created_at)::text, " \
 	"event.message_type || ' ' || coalesce(event.key_json::text, '') "
 
+/*
+ * move_low
+ *		Every event of a transaction visible in new_low is settled: it
+ *		becomes the position, and no window is open.
+ */
+static void
+move_low(Endpoint *ep, char *new_low)
+{
+	pfree(ep->low);
+	ep->low = new_low;
+	ep->high = NULL;
+	ep->next_id = ep->last_id = 0;
+	ep->position_dirty = true;
+}
+
 /* the window is open: read the next chunks of it into a batch */
 static void
 claim_stream(Endpoint *ep)
@@ -820,9 +860,7 @@ claim_in_xact(Endpoint *ep)
 		if (ep->types == NULL)
 		{
 			/* no subscriptions: nothing in the window is for us */
-			pfree(ep->low);
-			ep->low = MemoryContextStrdup(ep->cxt, high);
-			ep->position_dirty = true;
+			move_low(ep, MemoryContextStrdup(ep->cxt, high));
 			ep->maybe_more = false;
 			return;
 		}
@@ -848,9 +886,7 @@ claim_in_xact(Endpoint *ep)
 		if (isnull)
 		{
 			/* nothing for us: the window is walked already */
-			pfree(ep->low);
-			ep->low = MemoryContextStrdup(ep->cxt, high);
-			ep->position_dirty = true;
+			move_low(ep, MemoryContextStrdup(ep->cxt, high));
 			ep->maybe_more = false;
 			return;
 		}
@@ -864,11 +900,7 @@ claim_in_xact(Endpoint *ep)
 	if (ep->nbatch == 0)
 	{
 		/* the window is walked: its high becomes our low */
-		pfree(ep->low);
-		ep->low = ep->high;
-		ep->high = NULL;
-		ep->next_id = ep->last_id = 0;
-		ep->position_dirty = true;
+		move_low(ep, ep->high);
 		ep->batch = NULL;
 	}
 }
@@ -1362,20 +1394,25 @@ record_in_xact(Endpoint *ep)
 				  6, types, args, nulls, SPI_OK_INSERT);
 	}
 
-	/* the position moves past everything the stream batch settled */
-	window_walked = false;
+	/*
+	 * The position moves past everything the stream batch settled.  It is
+	 * applied in memory only once this transaction has committed
+	 * (apply_recorded_position): if it fails, the batch is claimed again.
+	 */
+	ep->rec_low = ep->low;
+	ep->rec_high = ep->high;
+	ep->rec_next_id = ep->next_id;
+	ep->rec_last_id = ep->last_id;
 	if (ep->batch != NULL && !ep->batch_is_retry)
 	{
-		ep->next_id = ep->scan_end + 1;
-		if (ep->next_id > ep->last_id)
-			window_walked = true;
-	}
-	if (window_walked)
-	{
-		pfree(ep->low);
-		ep->low = ep->high;
-		ep->high = NULL;
-		ep->next_id = ep->last_id = 0;
+		ep->rec_next_id = ep->scan_end + 1;
+		window_walked = ep->rec_next_id > ep->last_id;
+		if (window_walked)
+		{
+			ep->rec_low = ep->high;
+			ep->rec_high = NULL;
+			ep->rec_next_id = ep->rec_last_id = 0;
+		}
 	}
 
 	{
@@ -1387,10 +1424,10 @@ record_in_xact(Endpoint *ep)
 		int			rc;
 
 		args[0] = Int32GetDatum(ep->id);
-		args[1] = CStringGetTextDatum(ep->low);
-		args[2] = text_or_null(ep->high, &nulls[2]);
-		args[3] = Int64GetDatum(ep->next_id);
-		args[4] = Int64GetDatum(ep->last_id);
+		args[1] = CStringGetTextDatum(ep->rec_low);
+		args[2] = text_or_null(ep->rec_high, &nulls[2]);
+		args[3] = Int64GetDatum(ep->rec_next_id);
+		args[4] = Int64GetDatum(ep->rec_last_id);
 		args[5] = Int64GetDatum(ep->delivered);
 		args[6] = Int64GetDatum(ep->failed);
 		args[7] = Int64GetDatum(ep->dead);
@@ -1421,6 +1458,19 @@ record_in_xact(Endpoint *ep)
 	}
 }
 
+/* the position written by a committed record_in_xact */
+static void
+apply_recorded_position(Endpoint *ep)
+{
+	if (ep->rec_low != ep->low)
+		move_low(ep, ep->rec_low);
+	ep->high = ep->rec_high;
+	ep->next_id = ep->rec_next_id;
+	ep->last_id = ep->rec_last_id;
+	ep->position_dirty = false;
+	ep->position_flushed = GetCurrentTimestamp();
+}
+
 /* write the batch's outcome and forget the batch */
 static void
 record_batch(Endpoint *ep)
@@ -1432,6 +1482,7 @@ record_batch(Endpoint *ep)
 	ok = in_transaction(record_in_xact, ep, "recording deliveries");
 	if (ok)
 	{
+		apply_recorded_position(ep);
 		/* settled parked events no longer hold their keys */
 		if (ep->batch_is_retry)
 			for (i = 0; i < ep->nbatch; i++)
@@ -1440,8 +1491,6 @@ record_batch(Endpoint *ep)
 		ep->delivered = ep->failed = ep->dead = 0;
 		ep->last_success_at = 0;
 		ep->last_error_at = 0;
-		ep->position_dirty = false;
-		ep->position_flushed = GetCurrentTimestamp();
 		if (ep->pause_reason)
 		{
 			ep->paused = true;
@@ -1561,8 +1610,9 @@ drive(Endpoint *ep, TimestampTz now)
 			return due;
 		if (in_transaction(flush_position_in_xact, ep, "recording position"))
 		{
-			ep->position_dirty = false;
-			ep->position_flushed = now;
+			apply_recorded_position(ep);
+			ep->delivered = ep->failed = ep->dead = 0;
+			ep->last_success_at = ep->last_error_at = 0;
 		}
 	}
 	if (ep->nparked > 0 && ep->next_retry_at != 0)
@@ -1588,6 +1638,13 @@ mfgsync_sender_main(Datum main_arg)
 	/* claims read a range of ids: never by scanning the whole outbox */
 	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
+	/*
+	 * One sender per slot: a sender of an earlier launcher may still run
+	 * (it exits when it sees the new launcher_generation); wait for it.
+	 */
+	launcher_generation_seen = pg_atomic_read_u32(&mfgsync_shared->launcher_generation);
+	lock_slot();
+
 	sender_cxt = AllocSetContextCreate(TopMemoryContext, "mfgsync sender",
 									   ALLOCSET_DEFAULT_SIZES);
 	http = mfgsync_http_create(sender_cxt);
@@ -1610,6 +1667,13 @@ mfgsync_sender_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			config_loaded = false;
+		}
+		if (pg_atomic_read_u32(&mfgsync_shared->launcher_generation) != launcher_generation_seen)
+		{
+			ereport(LOG,
+					(errmsg("mfgsync sender %d exiting: a new launcher started",
+							sender_index)));
+			proc_exit(0);
 		}
 		if (!config_loaded ||
 			pg_atomic_read_u32(&mfgsync_shared->config_generation) != config_generation_seen)

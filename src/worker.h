@@ -30,6 +30,7 @@ typedef struct MfgSenderSlot
 typedef struct MfgSharedState
 {
 	pg_atomic_uint32 config_generation; /* bumped when endpoints change */
+	pg_atomic_uint32 launcher_generation;	/* bumped when a launcher starts */
 	Latch	   *launcher_latch;
 	int			nsenders;
 	MfgSenderSlot sender[FLEXIBLE_ARRAY_MEMBER];

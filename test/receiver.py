@@ -28,6 +28,8 @@ Serve:
                           stays open until the receiver exits)
   --reply-body TEXT       body to answer with (status then defaults to 200)
   --reply-content-type T  its Content-Type (default text/plain)
+  --location URL          add "Location: URL" to 3xx answers (with --status)
+  --tls-cert F --tls-key F  serve https with this certificate and key
 
 Summarise a log:
     python3 test/receiver.py --summary LOG
@@ -58,6 +60,7 @@ import json
 import os
 import random
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -85,6 +88,9 @@ def parse_args():
     p.add_argument("--hang", action="store_true")
     p.add_argument("--reply-body")
     p.add_argument("--reply-content-type", default="text/plain")
+    p.add_argument("--location", default=None)
+    p.add_argument("--tls-cert", default=None)
+    p.add_argument("--tls-key", default=None)
     return p.parse_args()
 
 
@@ -254,6 +260,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         if status in (429, 503) and a.retry_after is not None:
             self.send_header("Retry-After", a.retry_after)
+        if 300 <= status < 400 and a.location is not None:
+            self.send_header("Location", a.location)
         if not no_body:
             # RFC 9110 forbids Content-Length on 1xx/204; send it otherwise.
             if payload and ctype:
@@ -284,6 +292,12 @@ def main():
         return
     Handler.state = State(args)
     server = Server(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        # the handshake happens in accept(); a client that rejects the
+        # certificate only costs that connection
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     port = server.server_address[1]
     if args.port_file:
         tmp = "%s.tmp.%d" % (args.port_file, os.getpid())

@@ -11,6 +11,7 @@ use warnings;
 use Digest::SHA qw(hmac_sha256_base64);
 use Encode qw(encode_utf8);
 use FindBin;
+use IPC::Run;
 use lib $FindBin::RealBin;
 use JSON::PP;
 use MIME::Base64 qw(encode_base64 decode_base64);
@@ -543,24 +544,38 @@ is(sql(q{SELECT count(*) FROM mfgsync.dead_letters WHERE endpoint = 'reject'}),
 	'0', 'replay: no longer a dead letter');
 
 # ---------------------------------------------------------------------
-# 9. Redirects.  test/receiver.py cannot send a Location header, so
-# following a redirect is not tested here; a 3xx without one must not
-# count as delivered.
+# 9. Redirects: followed only when the endpoint allows it, and only to
+# the same host; a 3xx that is not followed is a failure, never delivered
 # ---------------------------------------------------------------------
-my $r9 = receiver('redirect', '--status', '307');
+my $r9t = receiver('redirect_target');
+my $moved = receiver_url($r9t, '/moved');
+(my $other_host = $moved) =~ s/127\.0\.0\.1/localhost/;
+my $r9f = receiver('redirect_same', '--status', '307', '--location', $moved);
+my $r9x = receiver('redirect_other', '--status', '307', '--location', $other_host);
 order_table('redirect_order', 'RedirectOrder');
-endpoint('redirect', receiver_url($r9),
+endpoint('follow', receiver_url($r9f), { follow_redirects => JSON::PP::true },
+	['RedirectOrder']);
+endpoint('nofollow', receiver_url($r9f), { client_error_attempts => 1 },
+	['RedirectOrder']);
+endpoint('otherhost', receiver_url($r9x),
 	{ client_error_attempts => 1, follow_redirects => JSON::PP::true },
 	['RedirectOrder']);
 sql(q{INSERT INTO redirect_order (order_code, quantity) VALUES ('X-1', 1)});
-ok(wait_until(
-		sub {
-			sql_bool(q{SELECT count(*) = 1 FROM mfgsync.dead_letters
-				WHERE endpoint = 'redirect' AND last_status = 307
-				  AND last_error ~* 'redirect'});
-		},
-		30),
-	'307 without Location: not delivered, dead-lettered with the status');
+my @x_ids = event_ids('RedirectOrder');
+wait_accepted($r9t, \@x_ids, 30, 'redirect to the same host: followed and delivered');
+is_deeply([ map { $_->{path} } receiver_log($r9t) ], ['/moved'],
+	'the target got the one request of the endpoint that follows');
+for my $ep ('nofollow', 'otherhost')
+{
+	ok(wait_until(
+			sub {
+				sql_bool(qq{SELECT count(*) = 1 FROM mfgsync.dead_letters
+					WHERE endpoint = '$ep' AND last_status = 307
+					  AND last_error ~ 'not followed'});
+			},
+			30),
+		"$ep: 307 not followed, dead-lettered with the status");
+}
 
 # ---------------------------------------------------------------------
 # 10. Subscription filter
@@ -654,7 +669,41 @@ is("@late_lost", '',
 	'subscribe, then an event at once: each endpoint gets its event');
 sql(qq{SELECT mfgsync.drop_endpoint('late-$_')}) for 1 .. 20;
 
+# ---------------------------------------------------------------------
+# 13. TLS: peers are verified by default; ca_file trusts a private CA
+# ---------------------------------------------------------------------
+{
+	my $dir = PostgreSQL::Test::Utils::tempdir('tls');
+	my ($out, $err);
+	IPC::Run::run(
+		[ 'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+		  '-keyout', "$dir/key.pem", '-out', "$dir/cert.pem", '-days', '1',
+		  '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1' ],
+		'>', \$out, '2>', \$err) or die "openssl: $err";
+	my $rt = receiver('tls', '--tls-cert', "$dir/cert.pem", '--tls-key', "$dir/key.pem");
+	(my $https = receiver_url($rt)) =~ s/^http:/https:/;
+	order_table('tls_order', 'TlsOrder');
+	endpoint('tls_default', $https,
+		{ max_attempts => 1, retry_initial_ms => 50, retry_max_ms => 100 },
+		['TlsOrder']);
+	endpoint('tls_ca', $https, { ca_file => "$dir/cert.pem" }, ['TlsOrder']);
+	sql(q{INSERT INTO tls_order (order_code, quantity) VALUES ('T-1', 1)});
+	my @tls_ids = event_ids('TlsOrder');
+	wait_accepted($rt, \@tls_ids, 30, 'https with ca_file: delivered');
+	ok(wait_until(
+			sub {
+				sql_bool(q{SELECT count(*) = 1 FROM mfgsync.dead_letters
+					WHERE endpoint = 'tls_default' AND last_status IS NULL
+					  AND last_error ~* 'certificate'});
+			},
+			30),
+		'https to a self-signed certificate: refused by default, with the reason');
+	is(scalar(grep { $_->{status} } receiver_log($rt)), 1,
+		'only the endpoint that trusts the certificate got an answer');
+}
+
 stop_receiver($_) for @receivers;
 @receivers = ();
 $node->stop;
+
 done_testing();

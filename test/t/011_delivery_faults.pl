@@ -575,6 +575,47 @@ is( sql(q{SELECT string_agg(backend_type || '/' || application_name || '/' || da
 }
 
 # ---------------------------------------------------------------------
+# 4b. The launcher terminated alone: its senders leave, one new set runs,
+# and nothing is sent twice
+# ---------------------------------------------------------------------
+{
+	my $r = start_receiver('relaunch');
+	sql(q{CREATE TABLE relaunch_t (id int PRIMARY KEY, v int);
+		  SELECT mfgsync.track('relaunch_t', 'Relaunch');});
+	endpoint('relaunch', $r, '{Relaunch}');
+	my $launcher = sql(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'mfgsync launcher'});
+	my %old = map { $_ => 1 } split /\n/,
+	  sql(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'mfgsync sender'});
+	my $off = log_pos();
+	sql(qq{SELECT pg_terminate_backend($launcher)});
+	ok( wait_until(
+			sub {
+				my @now = split /\n/, sql(q{SELECT pid FROM pg_stat_activity
+					WHERE backend_type = 'mfgsync sender'});
+				@now == 2 && !grep { $old{$_} } @now;
+			},
+			30,
+			'new senders'),
+		'launcher terminated alone: two senders run, none of the old ones')
+	  or diag(workers());
+	like(log_since($off), qr/mfgsync sender \d exiting: a new launcher started/,
+		'the old senders say why they leave');
+	sql(q{INSERT INTO relaunch_t SELECT g, 0 FROM generate_series(1, 200) g});
+	my @ids = split /\n/, sql(q{SELECT id FROM mfgsync.events WHERE message_type = 'Relaunch'});
+	ok( wait_until(
+			sub {
+				my %got = map { ($_->{headers}{'webhook-id'} // '') => 1 } receiver_log($r);
+				!grep { !$got{$_} } @ids;
+			},
+			30,
+			'delivered'),
+		'events after the new launcher are delivered');
+	is(scalar(receiver_log($r)), scalar(@ids), 'each of them exactly once');
+	sql(q{SELECT mfgsync.drop_endpoint('relaunch')});
+	stop_receiver($r);
+}
+
+# ---------------------------------------------------------------------
 # 8. DROP EXTENSION under running workers, then CREATE EXTENSION again
 # ---------------------------------------------------------------------
 {

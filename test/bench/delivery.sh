@@ -145,28 +145,29 @@ deliver()
     echo $((end - start))
 }
 
+# endpoint NAME PORT OPTIONS: an endpoint on 127.0.0.1:PORT subscribed to the orders
+endpoint()
+{
+    sql "SELECT mfgsync.create_endpoint('$1', 'http://127.0.0.1:$2/hook', 'webhook', '$3');
+         SELECT mfgsync.subscribe('$1', ARRAY['ProductionOrder'])" >/dev/null
+}
+
 # 1. one event per request
-sql "SELECT mfgsync.create_endpoint('single', 'http://127.0.0.1:$NGINX_PORT/hook', 'webhook',
-        '{\"concurrency\": $CONCURRENCY}');
-     SELECT mfgsync.subscribe('single', ARRAY['ProductionOrder'])" >/dev/null
+endpoint single "$NGINX_PORT" "{\"concurrency\": $CONCURRENCY}"
 ms=$(deliver single "$EVENTS")
 SINGLE_RATE=$((EVENTS * 1000 / ms))
 msg "one event per request: $EVENTS events in $ms ms = $SINGLE_RATE events/s ($((SINGLE_RATE * 100 / WRK_RPS))% of wrk)"
 sql "SELECT mfgsync.drop_endpoint('single')" >/dev/null
 
 # 2. CloudEvents batches of 100
-sql "SELECT mfgsync.create_endpoint('batched', 'http://127.0.0.1:$NGINX_PORT/hook', 'webhook',
-        '{\"concurrency\": 4, \"envelope\": \"cloudevents-batch\", \"batch_size\": 100}');
-     SELECT mfgsync.subscribe('batched', ARRAY['ProductionOrder'])" >/dev/null
+endpoint batched "$NGINX_PORT" "{\"concurrency\": 4, \"envelope\": \"cloudevents-batch\", \"batch_size\": 100}"
 ms=$(deliver batched "$BATCH_EVENTS")
 BATCH_RATE=$((BATCH_EVENTS * 1000 / ms))
 msg "batched (100 per request): $BATCH_EVENTS events in $ms ms = $BATCH_RATE events/s"
 sql "SELECT mfgsync.drop_endpoint('batched')" >/dev/null
 
 # 3. latency at a steady 1,000 events/s: nginx logs arrival time and event id
-sql "SELECT mfgsync.create_endpoint('latency', 'http://127.0.0.1:$LATENCY_PORT/hook', 'webhook',
-        '{\"concurrency\": $CONCURRENCY}');
-     SELECT mfgsync.subscribe('latency', ARRAY['ProductionOrder'])" >/dev/null
+endpoint latency "$LATENCY_PORT" "{\"concurrency\": $CONCURRENCY}"
 cat >"$NGINX_DIR/latency.sql" <<'SQL'
 \set k random(1, 100000)
 UPDATE production_order SET quantity = quantity + 1 WHERE order_code = 'PO-' || :k;
@@ -202,10 +203,8 @@ msg "latency at 1,000 events/s: p50 $LAT_P50 ms, p99 $LAT_P99 ms over $LAT_COUNT
 sql "SELECT mfgsync.drop_endpoint('latency')" >/dev/null
 
 # 4. backlog
-sql "SELECT mfgsync.create_endpoint('backlog', 'http://127.0.0.1:$NGINX_PORT/hook', 'webhook',
-        '{\"concurrency\": $CONCURRENCY}');
-     SELECT mfgsync.subscribe('backlog', ARRAY['ProductionOrder']);
-     SELECT mfgsync.pause_endpoint('backlog')" >/dev/null
+endpoint backlog "$NGINX_PORT" "{\"concurrency\": $CONCURRENCY}"
+sql "SELECT mfgsync.pause_endpoint('backlog')" >/dev/null
 sql "INSERT INTO production_order
      SELECT 'BL-' || g, 'P-1', 'M-1', now(), now(), g FROM generate_series(1, $BACKLOG) g" >/dev/null
 OUTBOX_BEFORE=$(sql "SELECT pg_total_relation_size('mfgsync.outbox')")

@@ -216,9 +216,13 @@ mfgsync_notify_senders(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-/* does the extension exist in this database?  Runs in its own transaction */
-static bool
-extension_exists(void)
+/*
+ * mfgsync_extension_exists
+ *		Does the extension exist in this database?  Runs in its own
+ *		transaction; the launcher and the senders ask between theirs.
+ */
+bool
+mfgsync_extension_exists(void)
 {
 	bool		exists;
 
@@ -336,7 +340,7 @@ mfgsync_launcher_main(Datum main_arg)
 			next_retire = 0;	/* mfgsync.retention may have changed */
 		}
 
-		if (!extension_exists())
+		if (!mfgsync_extension_exists())
 		{
 			if (!waiting_logged)
 				ereport(LOG,

@@ -55,7 +55,6 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
-#include "commands/extension.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -283,39 +282,13 @@ park_key(Endpoint *ep, uint64 hash, int delta)
 static void
 exit_if_extension_dropped(void)
 {
-	bool		exists;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	exists = OidIsValid(get_extension_oid(MFGSYNC_NAME, true));
-	CommitTransactionCommand();
-	if (!exists)
+	if (!mfgsync_extension_exists())
 	{
 		ereport(LOG,
 				(errmsg("mfgsync sender %d exiting: extension \"%s\" does not exist in database \"%s\"",
 						sender_index, MFGSYNC_NAME, mfgsync_database)));
 		proc_exit(0);
 	}
-}
-
-/*
- * lock_slot
- *		Take this sender's slot lock, held for the life of the session.
- */
-static void
-lock_slot(void)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "waiting for the sender slot");
-	SPI_execute(psprintf("SELECT pg_advisory_lock(hashtext('mfgsync sender'), %d)",
-						 sender_index), false, 1);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /* run fn(ep) in a transaction with SPI; false (logged) on error */
@@ -457,6 +430,20 @@ load_parked(Endpoint *ep)
 	}
 }
 
+/*
+ * lock_slot_in_xact
+ *		Take this sender's slot lock, held for the life of the session.
+ */
+static void
+lock_slot_in_xact(Endpoint *unused)
+{
+	int			rc;
+
+	rc = SPI_execute(psprintf("SELECT pg_advisory_lock(hashtext('mfgsync sender'), %d)",
+							  sender_index), false, 1);
+	check_spi(rc, SPI_OK_SELECT, "locking the sender slot");
+}
+
 /* an endpoint's subscribed types (a text[] literal) and claim condition */
 #define SUBSCRIPTION_COLUMNS \
 "       (SELECT array_agg(sb.message_type)::text FROM mfgsync.subscription sb " \
@@ -533,14 +520,6 @@ load_config_in_xact(Endpoint *unused)
 	List	   *reload = NIL;
 	uint64		i;
 	int			rc;
-
-	if (!OidIsValid(get_extension_oid(MFGSYNC_NAME, true)))
-	{
-		ereport(LOG,
-				(errmsg("mfgsync sender %d exiting: extension \"%s\" does not exist in database \"%s\"",
-						sender_index, MFGSYNC_NAME, mfgsync_database)));
-		proc_exit(0);
-	}
 
 	rc = SPI_execute_with_args(config_query, 2, types, args, NULL, true, 0);
 	check_spi(rc, SPI_OK_SELECT, "reading endpoints");
@@ -646,6 +625,7 @@ load_config(void)
 	ListCell   *lc;
 
 	config_generation_seen = pg_atomic_read_u32(&mfgsync_shared->config_generation);
+	exit_if_extension_dropped();
 	if (!in_transaction(load_config_in_xact, NULL, "reading endpoints"))
 		return;
 	config_loaded = true;
@@ -1456,6 +1436,10 @@ record_in_xact(Endpoint *ep)
 								   13, types, args, nulls, false, 0);
 		check_spi(rc, SPI_OK_UPDATE, "recording deliveries");
 	}
+
+	/* settled parked events no longer hold their keys: re-read them here */
+	if (ep->batch != NULL && ep->batch_is_retry)
+		load_parked(ep);
 }
 
 /* the position written by a committed record_in_xact */
@@ -1477,17 +1461,11 @@ record_batch(Endpoint *ep)
 {
 	bool		ok;
 	ListCell   *lc;
-	int			i;
 
 	ok = in_transaction(record_in_xact, ep, "recording deliveries");
 	if (ok)
 	{
 		apply_recorded_position(ep);
-		/* settled parked events no longer hold their keys */
-		if (ep->batch_is_retry)
-			for (i = 0; i < ep->nbatch; i++)
-				if (ep->batch[i].state == EV_DONE || ep->batch[i].state == EV_DEAD)
-					park_key(ep, ep->batch[i].key_hash, -1);
 		ep->delivered = ep->failed = ep->dead = 0;
 		ep->last_success_at = 0;
 		ep->last_error_at = 0;
@@ -1496,8 +1474,6 @@ record_batch(Endpoint *ep)
 			ep->paused = true;
 			ep->pause_reason = NULL;
 		}
-		if (ep->batch_is_retry)
-			(void) in_transaction(load_parked, ep, "reading parked events");
 	}
 	else
 	{
@@ -1535,13 +1511,6 @@ batch_finished(Endpoint *ep)
 		if (ep->batch[i].state == EV_PENDING || ep->batch[i].state == EV_INFLIGHT)
 			return false;
 	return true;
-}
-
-/* position only, when it moved without events */
-static void
-flush_position_in_xact(Endpoint *ep)
-{
-	record_in_xact(ep);
 }
 
 /* ---------------------------------------------------------------------
@@ -1608,7 +1577,8 @@ drive(Endpoint *ep, TimestampTz now)
 
 		if (due > now)
 			return due;
-		if (in_transaction(flush_position_in_xact, ep, "recording position"))
+		/* position only, when it moved without events */
+		if (in_transaction(record_in_xact, ep, "recording position"))
 		{
 			apply_recorded_position(ep);
 			ep->delivered = ep->failed = ep->dead = 0;
@@ -1638,15 +1608,18 @@ mfgsync_sender_main(Datum main_arg)
 	/* claims read a range of ids: never by scanning the whole outbox */
 	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
+	sender_cxt = AllocSetContextCreate(TopMemoryContext, "mfgsync sender",
+									   ALLOCSET_DEFAULT_SIZES);
+
 	/*
 	 * One sender per slot: a sender of an earlier launcher may still run
 	 * (it exits when it sees the new launcher_generation); wait for it.
 	 */
 	launcher_generation_seen = pg_atomic_read_u32(&mfgsync_shared->launcher_generation);
-	lock_slot();
-
-	sender_cxt = AllocSetContextCreate(TopMemoryContext, "mfgsync sender",
-									   ALLOCSET_DEFAULT_SIZES);
+	if (!in_transaction(lock_slot_in_xact, NULL, "waiting for the sender slot"))
+		ereport(FATAL,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("mfgsync sender %d could not lock its slot", sender_index)));
 	http = mfgsync_http_create(sender_cxt);
 	mfgsync_shared->sender[sender_index].latch = MyLatch;
 

@@ -41,6 +41,7 @@ extern MfgSharedState *mfgsync_shared;
 /* launcher.c */
 extern void mfgsync_worker_init(void);
 extern void mfgsync_wake_on_commit(void);
+extern bool mfgsync_extension_exists(void);
 extern PGDLLEXPORT void mfgsync_launcher_main(Datum main_arg);
 
 /* sender.c */

@@ -4,18 +4,12 @@ EXTENSION = mfgsync
 EXTVERSION = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']*\)'.*/\1/p" $(EXTENSION).control)
 
 MODULE_big = mfgsync
-OBJS = \
-	src/capture.o \
-	src/guc.o \
-	src/http.o \
-	src/json.o \
-	src/launcher.o \
-	src/mfgsync.o \
-	src/outbox.o \
-	src/sender.o \
-	src/webhook.o
+# one object per subsystem: every src/*.c
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-DATA = $(wildcard sql/mfgsync--*.sql)
+# the install script is put together from sql/install/*.sql, in name order
+# (00_core.sql first), one file per subsystem
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 
 PKG_LIBS = libcurl json-c libxml-2.0
 PG_CPPFLAGS = -Isrc -DMFGSYNC_VERSION=\"$(EXTVERSION)\" $(shell pkg-config --cflags $(PKG_LIBS))
@@ -23,8 +17,11 @@ PG_CFLAGS = -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare
 SHLIB_LINK = $(shell pkg-config --libs $(PKG_LIBS))
 
 # pg_regress: sql/<test>.sql against expected/<test>.out, on its own server
+# (the suites of later subsystems are picked up by their names' prefixes)
 REGRESS = install guc capture capture_types capture_errors capture_privileges \
-	reader endpoints drop_extension
+	reader endpoints \
+	$(sort $(basename $(notdir $(wildcard sql/b2mml*.sql sql/http_fdw*.sql sql/pull*.sql)))) \
+	drop_extension
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/mfgsync.conf
 
 # isolation: test/specs/<spec>.spec against test/expected/<spec>.out
@@ -42,6 +39,9 @@ EXTRA_CLEAN = tmp_check_regress tmp_check_iso output_iso results \
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
+	cat $^ > $@
 
 .PHONY: indent bench
 

@@ -5,8 +5,11 @@
 
 MFGSYNC_USER=${MFGSYNC_USER:-mfgtest}
 MFGSYNC_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PGBIN=/usr/lib/postgresql/15/bin
+# MFGSYNC_PGBIN: another PostgreSQL 15 installation (a relocated copy lets
+# several work trees install and test side by side)
+PGBIN=${MFGSYNC_PGBIN:-/usr/lib/postgresql/15/bin}
 export PATH="$PGBIN:$PATH"
+export PG_CONFIG="$PGBIN/pg_config"
 
 # prepare: packages, unprivileged user, build and install
 prepare()

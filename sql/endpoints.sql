@@ -261,12 +261,19 @@ SELECT mfgsync.replay('signed', NULL::bigint[]);
 -- by time: the events of the subscribed types only
 SELECT mfgsync.replay('signed', now() - interval '1 hour');
 SELECT mfgsync.replay('signed', now() + interval '1 hour');
+-- by key: that key's events of that type, nothing else
+SELECT key, count(*) FROM mfgsync.events WHERE message_type = 'RegressOrder' GROUP BY key ORDER BY 1;
+SELECT mfgsync.replay_key('signed', 'RegressOrder', '{"id": 1}');
+SELECT mfgsync.replay_key('signed', 'RegressOrder', '{"id": 1}', now() + interval '1 hour');
+SELECT mfgsync.replay_key('signed', 'RegressOrder', '{"id": 99}');
 SELECT count(*) FROM mfgsync.retry r JOIN mfgsync.endpoint e ON e.id = r.endpoint_id
  WHERE e.name = 'signed';
 \pset format unaligned
 \pset tuples_only on
 SELECT ep_try($$SELECT mfgsync.replay('nope', ARRAY[1]::bigint[])$$);
 SELECT ep_try($$SELECT mfgsync.replay('nope', now() - interval '1 hour')$$);
+SELECT ep_try($$SELECT mfgsync.replay_key('nope', 'RegressOrder', '{"id": 1}')$$);
+SELECT ep_try($$SELECT mfgsync.replay_key('signed', 'NoSuchType', '{"id": 1}')$$);
 \pset format aligned
 \pset tuples_only off
 

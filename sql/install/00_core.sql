@@ -1118,6 +1118,32 @@ END;
 COMMENT ON FUNCTION mfgsync.replay(text, timestamptz, timestamptz) IS
     'Deliver the endpoint''s events created in [since, until) again';
 
+CREATE FUNCTION mfgsync.replay_key(endpoint text, message_type text, key jsonb,
+                                   since timestamptz DEFAULT '-infinity')
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM mfgsync.subscription s
+                    WHERE s.endpoint_id = mfgsync.endpoint_id(endpoint)
+                      AND s.message_type = replay_key.message_type) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('endpoint "%s" is not subscribed to message type "%s"',
+                             endpoint, message_type),
+            HINT = 'See mfgsync.subscribe().';
+    END IF;
+    RETURN mfgsync.replay(endpoint,
+                          ARRAY(SELECT o.id FROM mfgsync.outbox o
+                                 WHERE o.message_type = replay_key.message_type
+                                   AND o.key::jsonb = replay_key.key
+                                   AND o.created_at >= since
+                                 ORDER BY o.id));
+END
+$$;
+COMMENT ON FUNCTION mfgsync.replay_key(text, text, jsonb, timestamptz) IS
+    'Deliver the endpoint''s events of one key (created since the given time) again, in order';
+
 /*
  * retire
  *		Delete events that every endpoint and consumer has settled and that
@@ -1240,7 +1266,8 @@ BEGIN
         'drop_endpoint(text)', 'pause_endpoint(text)', 'resume_endpoint(text)',
         'subscribe(text, text[], text)', 'store_subscription(text, text[], text)',
         'unsubscribe(text, text[])',
-        'replay(text, bigint[])', 'replay(text, timestamptz, timestamptz)', 'retire()'] LOOP
+        'replay(text, bigint[])', 'replay(text, timestamptz, timestamptz)',
+        'replay_key(text, text, jsonb, timestamptz)', 'retire()'] LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION mfgsync.%s FROM PUBLIC', f);
         EXECUTE format('GRANT EXECUTE ON FUNCTION mfgsync.%s TO mfgsync_admin', f);
     END LOOP;

@@ -1,4 +1,4 @@
-/* sql/mfgsync--0.1.sql */
+/* sql/install/00_core.sql: the start of mfgsync--0.1.sql (see Makefile) */
 
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION mfgsync" to load this file. \quit

@@ -122,27 +122,42 @@ WRK_RPS=$(wrk -t 1 -c "$CONCURRENCY" -d 10s -s "$NGINX_DIR/post.lua" \
     "http://127.0.0.1:$NGINX_PORT/hook" | awk '/Requests\/sec/ {print int($2)}')
 msg "receiver ceiling (wrk, $CONCURRENCY connections): $WRK_RPS requests/s"
 
-now_ms() { date +%s%3N; }
 
-# deliver N: commit N events at once to endpoint $1, wait until delivered
-# returns the elapsed milliseconds from commit to the last 2xx recorded
+# Waiting is done by the server, in the session that committed the events:
+# bench_wait polls the endpoint's delivered counter every 5 ms (a volatile
+# function sees a new snapshot per statement).  Polling from the shell would
+# start a psql and a backend per poll and take CPU from the sender.
+sql "CREATE FUNCTION bench_delivered(ep text) RETURNS bigint LANGUAGE sql AS \$\$
+         SELECT s.delivered FROM mfgsync.endpoint_state s
+           JOIN mfgsync.endpoint e ON e.id = s.endpoint_id WHERE e.name = ep \$\$;
+     -- milliseconds until endpoint ep has delivered target events in all
+     CREATE FUNCTION bench_wait(ep text, target bigint) RETURNS bigint
+     LANGUAGE plpgsql AS \$\$
+     DECLARE
+         t0 timestamptz := clock_timestamp();
+     BEGIN
+         WHILE coalesce(bench_delivered(ep), 0) < target LOOP
+             IF clock_timestamp() - t0 > interval '30 minutes' THEN
+                 RAISE EXCEPTION 'endpoint %: only % of % delivered after 30 minutes',
+                     ep, bench_delivered(ep), target;
+             END IF;
+             PERFORM pg_sleep(0.005);
+         END LOOP;
+         RETURN round(extract(epoch FROM clock_timestamp() - t0) * 1000);
+     END \$\$" >/dev/null
+
+# deliver EP N: commit N events at once to endpoint EP, wait until delivered;
+# prints the milliseconds from the commit to the last 2xx recorded
 deliver()
 {
-    local ep=$1 n=$2 base start end
-    base=$(sql "SELECT delivered FROM mfgsync.endpoint_state s JOIN mfgsync.endpoint e ON e.id = s.endpoint_id WHERE e.name = '$ep'")
-    sql "INSERT INTO production_order
-         SELECT 'PO-' || g, 'P-' || g % 100, 'M-' || g % 10, now(), now() + interval '8 hours', g
-           FROM generate_series(1, $n) g
-         ON CONFLICT (order_code) DO UPDATE SET quantity = production_order.quantity + 1" >/dev/null
-    start=$(now_ms)
-    while :; do
-        d=$(sql "SELECT delivered FROM mfgsync.endpoint_state s JOIN mfgsync.endpoint e ON e.id = s.endpoint_id WHERE e.name = '$ep'")
-        [ $((d - base)) -ge "$n" ] && break
-        [ $(( $(now_ms) - start )) -gt 600000 ] && die "endpoint $ep: only $((d - base)) of $n delivered after 10 minutes"
-        sleep 0.01
-    done
-    end=$(now_ms)
-    echo $((end - start))
+    "${PSQL[@]}" <<SQL
+SELECT bench_delivered('$1') AS base \\gset
+INSERT INTO production_order
+SELECT 'PO-' || g, 'P-' || g % 100, 'M-' || g % 10, now(), now() + interval '8 hours', g
+  FROM generate_series(1, $2) g
+ON CONFLICT (order_code) DO UPDATE SET quantity = production_order.quantity + 1;
+SELECT bench_wait('$1', :base + $2);
+SQL
 }
 
 # endpoint NAME PORT OPTIONS: an endpoint on 127.0.0.1:PORT subscribed to the orders
@@ -208,24 +223,36 @@ sql "SELECT mfgsync.pause_endpoint('backlog')" >/dev/null
 sql "INSERT INTO production_order
      SELECT 'BL-' || g, 'P-1', 'M-1', now(), now(), g FROM generate_series(1, $BACKLOG) g" >/dev/null
 OUTBOX_BEFORE=$(sql "SELECT pg_total_relation_size('mfgsync.outbox')")
-sql "SELECT mfgsync.resume_endpoint('backlog')" >/dev/null
-start=$(now_ms)
 tenth=$((BACKLOG / 10))
-t_first=""; t_last_start=""; peak_kb=0
-while :; do
-    d=$(sql "SELECT delivered FROM mfgsync.endpoint_state s JOIN mfgsync.endpoint e ON e.id = s.endpoint_id WHERE e.name = 'backlog'")
-    now=$(now_ms)
-    [ -z "$t_first" ] && [ "$d" -ge "$tenth" ] && t_first=$((now - start))
-    [ -z "$t_last_start" ] && [ "$d" -ge $((BACKLOG - tenth)) ] && t_last_start=$now
-    for pid in $(sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'mfgsync sender'"); do
-        kb=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-        [ "${kb:-0}" -gt "$peak_kb" ] && peak_kb=$kb
+# the senders' private memory, sampled every 50 ms from /proc until told to stop
+SENDERS=$(sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'mfgsync sender'")
+(
+    peak=0
+    while [ ! -e "$NGINX_DIR/backlog.done" ]; do
+        for pid in $SENDERS; do
+            kb=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+            [ "${kb:-0}" -gt "$peak" ] && peak=$kb
+        done
+        echo "$peak" >"$NGINX_DIR/backlog.peak"
+        sleep 0.05
     done
-    [ "$d" -ge "$BACKLOG" ] && break
-    [ $((now - start)) -gt 1800000 ] && die "backlog: only $d of $BACKLOG after 30 minutes"
-    sleep 0.05
-done
-t_last=$(( $(now_ms) - t_last_start ))
+) &
+SAMPLER=$!
+# resumed and waited on in one session: the first tenth, up to the last
+# tenth, and the last tenth
+# shellcheck disable=SC2207
+waits=($("${PSQL[@]}" <<SQL
+SELECT 'resumed' FROM mfgsync.resume_endpoint('backlog');
+SELECT bench_wait('backlog', $tenth);
+SELECT bench_wait('backlog', $((BACKLOG - tenth)));
+SELECT bench_wait('backlog', $BACKLOG);
+SQL
+))
+t_first=${waits[1]}
+t_last=${waits[3]}
+touch "$NGINX_DIR/backlog.done"
+wait "$SAMPLER"
+peak_kb=$(cat "$NGINX_DIR/backlog.peak")
 FIRST_RATE=$((tenth * 1000 / t_first))
 LAST_RATE=$((tenth * 1000 / t_last))
 msg "backlog of $BACKLOG: first tenth $FIRST_RATE events/s, last tenth $LAST_RATE events/s; sender peak private memory $((peak_kb / 1024)) MB"

@@ -268,7 +268,7 @@ BEGIN
         END IF;
         cols := cols || r.name;
         casts := casts || format('CAST(s.%I AS %s) AS %I', r.name, r.ttype, r.name);
-        nulls := nulls || format('CAST(NULL AS %s) AS %I', r.type, r.name);
+        nulls := nulls || format('CAST(CAST(NULL AS %s) AS %s) AS %I', r.type, r.ttype, r.name);
         IF r.name = job.watermark THEN
             wm_type := r.type;
         END IF;
@@ -510,6 +510,11 @@ BEGIN
     PERFORM set_config('search_path', job.search_path, true);
     job.source_relation := mfgsync.pull_source_relation(source);
     PERFORM set_config('search_path', pinned, true);
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = target) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+            MESSAGE = format('target "%s" of a pull job must be a table', target),
+            HINT = 'Pull into a staging table (and track it with mfgsync.track()).';
+    END IF;
     job.target := target;
     job.key_columns := key_columns;
     IF job.key_columns IS NULL THEN
@@ -671,6 +676,48 @@ COMMENT ON FUNCTION mfgsync.drop_pull(text) IS
     'Drop a pull job and its run history';
 
 /*
+ * pull_read_sql: the statement reading the source for a run.  An
+ * incremental read adds a plain "column >= literal" predicate, which
+ * planners push into subqueries and FDWs (postgres_fdw, mysql_fdw, ...)
+ * send to the remote side.  ">=" rather than ">": rows that share the
+ * last watermark value but committed after the last read are not lost;
+ * re-reading the rows at the boundary changes nothing in the target.
+ */
+CREATE FUNCTION mfgsync.pull_read_sql(job mfgsync.pull_job, read_sql text, wm_type text,
+                                     full_read boolean)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format(read_sql,
+                  CASE WHEN full_read OR job.watermark IS NULL OR job.last_watermark IS NULL
+                       THEN ''
+                       ELSE format(' WHERE s.%I >= %L::%s', job.watermark,
+                                   job.last_watermark #>> '{}', wm_type) END);
+$$;
+
+/*
+ * pull_explain: EXPLAIN VERBOSE of the read the next run would do: through
+ * an FDW it shows the remote query, watermark predicate included.
+ */
+CREATE FUNCTION mfgsync.pull_explain(name text, full_read boolean DEFAULT false)
+RETURNS SETOF text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job mfgsync.pull_job := mfgsync.pull_job_by_name(name);
+    p record := mfgsync.pull_plan(job);
+    sql text := mfgsync.pull_read_sql(job, p.read_sql, p.wm_type, full_read);
+BEGIN
+    PERFORM set_config('search_path', job.search_path, true);
+    RETURN QUERY EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || sql;
+END
+$$;
+COMMENT ON FUNCTION mfgsync.pull_explain(text, boolean) IS
+    'The plan of the source read the next run of a pull job would do (EXPLAIN VERBOSE)';
+
+/*
  * pull_execute: one run of a job, in the caller's transaction, under the
  * caller's privileges; updates the run row "run" (which must exist) and
  * the job's watermark.  Raises lock_not_available when another run of the
@@ -687,7 +734,6 @@ DECLARE
     job   mfgsync.pull_job;
     p     record;
     tmp   text := 'mfgsync_pull_' || job_id;
-    pred  text := '';
     is_full boolean;
     merged bigint;
     new_wm jsonb;
@@ -709,20 +755,16 @@ BEGIN
            error = 'the run ended without recording its outcome'
      WHERE r.job_id = job.id AND r.status = 'running' AND r.id <> run;
 
-    p := mfgsync.pull_plan(job);
     is_full := job.watermark IS NULL OR job.last_watermark IS NULL OR coalesce(full_read, false);
-    IF NOT is_full THEN
-        /* a plain "column >= literal": FDWs push it down to the remote side */
-        pred := format(' WHERE s.%I >= %L::%s', job.watermark,
-                       job.last_watermark #>> '{}', p.wm_type);
-    END IF;
+    p := mfgsync.pull_plan(job);
 
     IF to_regclass('pg_temp.' || quote_ident(tmp)) IS NOT NULL THEN
         EXECUTE format('DROP TABLE pg_temp.%I', tmp);   -- an earlier run in this transaction
     END IF;
     /* the one read of the source, with names resolved in the job's path */
     PERFORM set_config('search_path', job.search_path, true);
-    EXECUTE format('CREATE TEMP TABLE %I ON COMMIT DROP AS ', tmp) || format(p.read_sql, pred);
+    EXECUTE format('CREATE TEMP TABLE %I ON COMMIT DROP AS ', tmp)
+            || mfgsync.pull_read_sql(job, p.read_sql, p.wm_type, is_full);
     GET DIAGNOSTICS rows_read = ROW_COUNT;
     PERFORM set_config('search_path', pinned, true);
     tmp := 'pg_temp.' || quote_ident(tmp);
@@ -958,7 +1000,8 @@ BEGIN
     FOREACH f IN ARRAY ARRAY[
         'pull_source_columns(text)', 'pull_notify_launcher()', 'pull_options(jsonb, regclass)',
         'pull_plan(mfgsync.pull_job)', 'pull_validate(mfgsync.pull_job)',
-        'pull_job_by_name(text)', 'pull_source_relation(text)', 'pull_execute(integer, bigint, boolean)',
+        'pull_job_by_name(text)', 'pull_source_relation(text)',
+        'pull_read_sql(mfgsync.pull_job, text, text, boolean)', 'pull_explain(text, boolean)', 'pull_execute(integer, bigint, boolean)',
         'pull_begin(integer, text)', 'pull_scheduled(integer, bigint)',
         'pull_failed(integer, bigint, text, text)', 'pull_due()',
         'create_pull(text, text, regclass, text[], text, interval, boolean, jsonb)',

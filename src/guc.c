@@ -56,6 +56,13 @@ int			mfgsync_retention = 7 * 24 * 3600;
 int			mfgsync_poll_interval = 10000;
 
 /*
+ * mfgsync.max_pull_workers: how many scheduled pull job runs may go on at
+ * once, each in a dynamic background worker (max_worker_processes).  0
+ * stops the scheduler; mfgsync.run_pull() still works.
+ */
+int			mfgsync_max_pull_workers = 2;
+
+/*
  * check_database
  *		GUC check hook: the worker database must be named.
  */
@@ -122,6 +129,16 @@ mfgsync_guc_define(void)
 							10000, 100, 3600000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/* pull jobs (src/pull.c) */
+	DefineCustomIntVariable("mfgsync.max_pull_workers",
+							"Maximum number of pull job runs the scheduler runs at once.",
+							"Each run takes a background worker slot while it runs; 0 stops the scheduler.",
+							&mfgsync_max_pull_workers,
+							2, 0, 64,
+							PGC_SIGHUP,
+							0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved(MFGSYNC_NAME);

@@ -7,7 +7,8 @@
  * connects to mfgsync.database, waits until the extension exists there,
  * keeps mfgsync.max_workers sender workers running, and retires settled
  * events (mfgsync.retire()) every tenth of mfgsync.retention, at least once
- * a minute and at most once a second.
+ * a minute and at most once a second.  It also starts a worker for each
+ * pull job that is due (mfgsync_pull_schedule, src/pull.c).
  *
  * Senders do not poll.  A backend whose transaction wrote events, or
  * changed endpoints, sets the senders' latches when it commits, from a
@@ -43,6 +44,7 @@
 #include "utils/timestamp.h"
 
 #include "mfgsync.h"
+#include "pull.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(mfgsync_notify_senders);
@@ -380,6 +382,9 @@ mfgsync_launcher_main(Datum main_arg)
 														  Max(1000, Min(60000, (int64) mfgsync_retention * 100)));
 			}
 			wait_ms = Min(wait_ms, Max(1, TimestampDifferenceMilliseconds(now, next_retire)));
+
+			/* pull jobs that are due get a worker each (src/pull.c) */
+			mfgsync_pull_schedule(&wait_ms);
 		}
 
 		(void) WaitLatch(MyLatch,

@@ -22,6 +22,7 @@ extern int	mfgsync_max_workers;
 extern int	mfgsync_batch_size;
 extern int	mfgsync_retention;
 extern int	mfgsync_poll_interval;
+extern int	mfgsync_max_pull_workers;
 
 extern void mfgsync_guc_define(void);
 

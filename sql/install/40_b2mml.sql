@@ -131,7 +131,7 @@ BEGIN
     INSERT INTO mfgsync.b2mml_mapping AS m (endpoint_id, message_type, document, mapping, hook,
                                             cancel_on_delete)
     VALUES (ep.id, message_type, document, mapping, hook, coalesce(cancel_on_delete, true))
-    ON CONFLICT (endpoint_id, message_type) DO UPDATE
+    ON CONFLICT ON CONSTRAINT b2mml_mapping_pkey DO UPDATE
        SET document = EXCLUDED.document, mapping = EXCLUDED.mapping, hook = EXCLUDED.hook,
            cancel_on_delete = EXCLUDED.cancel_on_delete, updated_at = now();
     PERFORM mfgsync.notify_senders();

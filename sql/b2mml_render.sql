@@ -184,7 +184,7 @@ SELECT mfgsync.b2mml_map('b2-xml', 'B2Nothing', 'ProductionSchedule');
 SELECT mfgsync.b2mml_map('b2-xml', 'B2WorkOrder', 'ProductionSchedule', '{"wo": "ProductionRequestID"}', 'wo_document(mfgsync.events)');
 CREATE FUNCTION wrong_hook(event mfgsync.events) RETURNS text LANGUAGE sql AS $$ SELECT '' $$;
 SELECT mfgsync.b2mml_map('b2-xml', 'B2WorkOrder', 'ProductionSchedule', hook => 'wrong_hook(mfgsync.events)');
-SELECT mfgsync.create_endpoint('hook-web', 'http://127.0.0.1:9/', 'webhook');
+SELECT mfgsync.create_endpoint('hook-web', 'http://127.0.0.1:9/', 'webhook') > 0 AS created;
 SELECT mfgsync.subscribe('hook-web', ARRAY['B2WorkOrder']);
 SELECT mfgsync.b2mml_map('hook-web', 'B2WorkOrder');
 SELECT mfgsync.b2mml_render(:id, 'hook-web');

@@ -176,7 +176,18 @@ AS 'MODULE_PATHNAME', 'mfgsync_b2mml_convert';
 COMMENT ON FUNCTION mfgsync.b2mml_convert(text, text) IS
     'A B2MML message (XML or JSON) in another dialect: xml, json-mesa or json-edinn';
 
+/* the webhook envelope of an event: a preview, and test/bench/b2mml.sh's baseline */
+CREATE FUNCTION mfgsync.webhook_render(event_id bigint)
+RETURNS text
+LANGUAGE C STRICT VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'mfgsync_webhook_render';
+COMMENT ON FUNCTION mfgsync.webhook_render(bigint) IS
+    'The plain webhook envelope of an event';
+
 GRANT SELECT ON mfgsync.b2mml_mappings TO mfgsync_monitor;
+REVOKE ALL ON FUNCTION mfgsync.webhook_render(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mfgsync.webhook_render(bigint) TO mfgsync_admin;
 REVOKE ALL ON FUNCTION mfgsync.b2mml_map(text, text, text, jsonb, regprocedure, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.b2mml_render(bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.b2mml_confirm(text) FROM PUBLIC;

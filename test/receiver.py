@@ -37,7 +37,8 @@ Serve:
                           the request path's last segment picks one of these.
                           The ConfirmBOD copies the request's ApplicationArea
                           into OriginalApplicationArea and is JSON (MESA
-                          dialect) when the request was JSON.
+                          dialect) when the request was JSON.  The log
+                          line has it under "reply".
   --b2mml-description T   the Rejected ConfirmBOD's BOD/Description
   --b2mml-note T          ... and BOD/Note
 
@@ -339,6 +340,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.b2mml_reply = (b"<html>thanks!</html", "text/html")
             else:
                 self.b2mml_reply = (b"", None)
+            rec["reply"] = self.b2mml_reply[0].decode("utf-8")
         st.record(rec, sig_ok)
         self.answer(status)
 

@@ -166,7 +166,7 @@ typedef struct InMessage
  * libxml2 errors: the first one of an operation is kept
  * ----------------------------------------------------------------
  */
-static char xml_first_error[512];
+static char xml_first_error[1024];
 
 static void
 collect_xml_error(void *ctx, xmlErrorPtr error)
@@ -176,7 +176,7 @@ collect_xml_error(void *ctx, xmlErrorPtr error)
 	if (error == NULL || error->level < XML_ERR_ERROR ||
 		xml_first_error[0] != '\0' || error->message == NULL)
 		return;
-	if (error->line > 0 && error->domain == XML_FROM_PARSER)
+	if (error->line > 0)
 		snprintf(xml_first_error, sizeof(xml_first_error), "%s (line %d)",
 				 error->message, error->line);
 	else
@@ -286,18 +286,33 @@ attr_text(xmlNodePtr node, const char *name)
 	return result;
 }
 
-/* "/SyncProductionPerformance/DataArea/..." for messages */
+/*
+ * "/SyncProductionPerformance/DataArea/ProductionPerformance/..." for
+ * messages, with [n] where an element has siblings of its name
+ */
 static char *
 node_path(xmlNodePtr node)
 {
-	xmlChar    *p = xmlGetNodePath(node);
-	char	   *result;
+	char	   *path = pstrdup("");
 
-	if (p == NULL)
-		return pstrdup((const char *) node->name);
-	result = pstrdup((const char *) p);
-	xmlFree(p);
-	return result;
+	for (; node && node->type == XML_ELEMENT_NODE; node = node->parent)
+	{
+		int			pos = 0;
+		int			count = 0;
+
+		for (xmlNodePtr c = node->parent ? node->parent->children : node; c; c = c->next)
+			if (is_element(c, (const char *) node->name))
+			{
+				count++;
+				if (c == node)
+					pos = count;
+			}
+		if (count > 1)
+			path = psprintf("/%s[%d]%s", node->name, pos, path);
+		else
+			path = psprintf("/%s%s", node->name, path);
+	}
+	return path;
 }
 
 static xmlNodePtr

@@ -55,6 +55,8 @@ int			mfgsync_retention = 7 * 24 * 3600;
  * the timer only catches what no commit reported (COMMIT PREPARED).
  */
 int			mfgsync_poll_interval = 10000;
+/* B2MML sender identity (src/b2mml.c) */
+char	   *mfgsync_b2mml_component_id = NULL;
 
 /*
  * mfgsync.b2mml_schema: the XSD that inbound B2MML XML must validate
@@ -146,6 +148,20 @@ mfgsync_guc_define(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	/*
+	 * B2MML (src/b2mml.c).  mfgsync.b2mml_component_id: what B2MML
+	 * receivers see in ApplicationArea/Sender/ComponentID, unless the
+	 * endpoint sets "component_id"; empty leaves the element out.
+	 */
+	DefineCustomStringVariable("mfgsync.b2mml_component_id",
+							   "Sender/ComponentID of the B2MML messages mfgsync sends.",
+							   "An endpoint's \"component_id\" option overrides it; empty leaves the element out.",
+							   &mfgsync_b2mml_component_id,
+							   "mfgsync",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
 
 	/* inbound B2MML (b2mml_in.c) */
 	DefineCustomStringVariable("mfgsync.b2mml_schema",

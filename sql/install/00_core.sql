@@ -639,8 +639,10 @@ CREATE TABLE mfgsync.dead_letter (
     attempts    integer     NOT NULL,
     last_status integer,
     last_error  text,
-    reason      text        NOT NULL CHECK (reason IN ('exhausted', 'rejected')),
+    reason      text        NOT NULL CHECK (reason IN ('exhausted', 'rejected', 'unrenderable')),
     dead_at     timestamptz NOT NULL DEFAULT now(),
+    description text,       -- a B2MML receiver's ConfirmBOD BOD/Description (rejected)
+    note        text,       -- and its BOD/Note
     PRIMARY KEY (endpoint_id, event_id)
 );
 
@@ -692,7 +694,18 @@ DECLARE
         'follow_redirects',      jsonb_build_array('boolean', false, NULL, NULL),
         'envelope',              jsonb_build_array('enum', 'webhook', 'webhook cloudevents cloudevents-batch', NULL),
         'source',                jsonb_build_array('string', NULL, NULL, NULL),
-        'ca_file',               jsonb_build_array('string', NULL, NULL, NULL));
+        'ca_file',               jsonb_build_array('string', NULL, NULL, NULL),
+        /* format "b2mml" only (doc/b2mml.md); defaults filled in below */
+        'dialect',               jsonb_build_array('enum', NULL, 'xml json-mesa json-edinn', NULL),
+        'confirmation_code',     jsonb_build_array('enum', NULL, 'Always OnError Never', NULL),
+        'component_id',          jsonb_build_array('string', NULL, NULL, NULL),
+        'logical_id',            jsonb_build_array('string', NULL, NULL, NULL),
+        'receiver_logical_id',   jsonb_build_array('string', NULL, NULL, NULL),
+        'release_id',            jsonb_build_array('string', NULL, NULL, NULL),
+        'retry_rejected',        jsonb_build_array('boolean', NULL, NULL, NULL));
+    b2mml_only constant text[] := ARRAY['dialect', 'confirmation_code', 'component_id',
+                                        'logical_id', 'receiver_logical_id', 'release_id',
+                                        'retry_rejected'];
     result jsonb := '{}';
     k text;
     v jsonb;
@@ -781,6 +794,18 @@ BEGIN
     IF format = 'b2mml' AND result ->> 'envelope' <> 'webhook' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'endpoint option "envelope" applies to format "webhook" only';
+    END IF;
+    IF format = 'b2mml' THEN
+        result := jsonb_build_object('dialect', 'xml', 'confirmation_code', 'Always',
+                                     'release_id', 'B2MML-V0600', 'retry_rejected', false)
+                  || result;
+    ELSE
+        FOREACH k IN ARRAY b2mml_only LOOP
+            IF result ? k THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = format('endpoint option "%s" applies to format "b2mml" only', k);
+            END IF;
+        END LOOP;
     END IF;
     RETURN result;
 END
@@ -880,11 +905,6 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('invalid endpoint format "%s"', format),
             HINT = 'Valid formats are: webhook, b2mml.';
-    END IF;
-    IF format = 'b2mml' THEN
-        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
-            MESSAGE = 'endpoint format "b2mml" is not supported yet',
-            HINT = 'Use format "webhook".';
     END IF;
     opts := mfgsync.endpoint_options(format, options);
     INSERT INTO mfgsync.endpoint (name, url, format, options, owner)
@@ -1204,7 +1224,8 @@ COMMENT ON VIEW mfgsync.endpoint_status IS
 CREATE VIEW mfgsync.dead_letters AS
 SELECT e.name AS endpoint, d.event_id, o.message_type, o.action,
        o.key::jsonb AS key, o.data::jsonb AS data, d.reason, d.attempts,
-       d.last_status, d.last_error, d.dead_at
+       d.last_status, d.last_error, d.dead_at,
+       d.description AS rejection_description, d.note AS rejection_note
   FROM mfgsync.dead_letter d
   JOIN mfgsync.endpoint e ON e.id = d.endpoint_id
   LEFT JOIN mfgsync.outbox o ON o.id = d.event_id;

@@ -1,0 +1,2020 @@
+/*-------------------------------------------------------------------------
+ *
+ * b2mml.c
+ *		  ISA-95 B2MML V0600 messages: rendering, JSON dialects, ConfirmBOD
+ *
+ * An event becomes one Business Object Document (BOD).  Its DataArea comes
+ * from the subscription's mapping (mfgsync.b2mml_mapping): either a
+ * declarative list of payload field -> B2MML target pairs, which this file
+ * places into a fixed tree in schema order, or a SQL function (the hook)
+ * that returns the noun elements as xml, for nested documents.  The
+ * document is always built as a libxml2 tree; the JSON dialects are
+ * written from that tree (b2mml_doc_to_json), so XML and JSON say the same.
+ *
+ * Invariants receivers rely on:
+ *	 - a document depends only on the event, the endpoint's options and the
+ *	   mapping: CreationDateTime is the event's created_at, BODID and (by
+ *	   default) Sender/LogicalID are derived from the database, the endpoint
+ *	   and the event id.  A retry therefore sends the same bytes, and
+ *	   mfgsync.b2mml_render() shows exactly what is sent;
+ *	 - BODID is a version 8 UUID that encodes the endpoint and event ids
+ *	   behind a tag of this database, so a ConfirmBOD that arrives later can
+ *	   be matched to its message without storing anything per message
+ *	   (encode_bodid / decode_bodid);
+ *	 - every element is written in schema order; the XML validates against
+ *	   the MESA V0600 schemas (tested with xmllint, sql/b2mml_render.sql).
+ *
+ * Rendering runs in a transaction (jsonb and timestamptz input, the hook).
+ * Reading replies (mfgsync_b2mml_read_reply) does not: the senders call it
+ * outside any transaction.  libxml2 and json-c allocate with malloc; every
+ * xmlDoc and json_object is freed on both the normal and the error path.
+ *
+ * The Business To Manufacturing Markup Language (B2MML) is used courtesy
+ * of MESA International.
+ *
+ * Portions Copyright (c) 2026, mfgsync developers
+ *
+ * IDENTIFICATION
+ *		  src/b2mml.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+/* fmgrprotos.h declares SQL's json_object(), a json-c type name */
+#define json_object mfgsync_pg_json_object
+#include "utils/builtins.h"
+#undef json_object
+#include "utils/datetime.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/timestamp.h"
+
+#include <json-c/json.h>
+#include <libxml/parser.h>
+#include <libxml/xmlsave.h>
+
+#include "b2mml.h"
+#include "mfgsync.h"
+#include "outbox.h"
+
+PG_FUNCTION_INFO_V1(mfgsync_b2mml_render);
+PG_FUNCTION_INFO_V1(mfgsync_b2mml_confirm);
+PG_FUNCTION_INFO_V1(mfgsync_b2mml_targets);
+PG_FUNCTION_INFO_V1(mfgsync_b2mml_convert);
+
+#define BAD_XML_HINT "B2MML documents are XML 1.0: control characters other than tab, line feed and carriage return cannot be sent."
+
+/* ---------------------------------------------------------------------
+ * Documents and targets of the declarative mapping
+ * ---------------------------------------------------------------------
+ */
+
+typedef enum Document
+{
+	DOC_SCHEDULE,				/* SyncProductionSchedule */
+	DOC_PERFORMANCE				/* Sync/CancelProductionPerformance */
+} Document;
+
+/* where a mapped value goes; one slot per place in the fixed trees */
+typedef enum Slot
+{
+	S_SCHEDULE_ID,				/* ProductionSchedule/ID, .../ProductionScheduleID */
+	S_PERFORMANCE_ID,			/* ProductionPerformance/ID */
+	S_RESPONSE_ID,				/* ProductionResponse/ID */
+	S_REQUEST_ID,				/* ProductionRequest/ID, .../ProductionRequestID */
+	S_DESCRIPTION,				/* ProductionRequest/Description */
+	S_START,					/* StartTime */
+	S_END,						/* EndTime */
+	S_PRIORITY,					/* ProductionRequest/Priority */
+	S_SEGMENT_ID,				/* SegmentRequirement/ID, SegmentResponse/ID */
+	S_PRODUCT_SEGMENT,			/* ProductSegmentID */
+	S_PROCESS_SEGMENT,			/* ProcessSegmentID */
+	S_SEGMENT_DESCRIPTION,		/* Segment*'s Description */
+	S_EARLIEST,					/* EarliestStartTime */
+	S_LATEST,					/* LatestEndTime */
+	S_ACTUAL_START,				/* ActualStartTime */
+	S_ACTUAL_END,				/* ActualEndTime */
+	S_BOOKING_EVENT,			/* START / END of a booking */
+	S_BOOKING_TIME,				/* when it was booked */
+	S_EQUIPMENT,				/* Equipment{Requirement,Actual}/EquipmentID */
+	S_MATERIAL,					/* Material*\/MaterialDefinitionID */
+	S_LOT,						/* Material*\/MaterialLotID */
+	S_MATERIAL_USE,				/* Material*\/MaterialUse */
+	S_QUANTITY,					/* Material*\/Quantity/QuantityString */
+	S_UNIT,						/* Material*\/Quantity/UnitOfMeasure */
+	S_SEGMENT_STATE,			/* SegmentState */
+	S_REQUEST_STATE,			/* RequestState / ResponseState */
+	NSLOTS
+} Slot;
+
+typedef enum ValueKind
+{
+	K_TEXT,						/* as is */
+	K_TIME,						/* xs:dateTime, written in UTC */
+	K_DECIMAL					/* xs:decimal */
+} ValueKind;
+
+typedef struct Target
+{
+	Document	doc;			/* the document it belongs to */
+	const char *name;			/* name in mappings */
+	Slot		slot;			/* where it goes */
+	ValueKind	kind;			/* how its value is checked */
+} Target;
+
+static const Target targets[] = {
+	{DOC_SCHEDULE, "ScheduleID", S_SCHEDULE_ID, K_TEXT},
+	{DOC_SCHEDULE, "ProductionRequestID", S_REQUEST_ID, K_TEXT},
+	{DOC_SCHEDULE, "Description", S_DESCRIPTION, K_TEXT},
+	{DOC_SCHEDULE, "StartTime", S_START, K_TIME},
+	{DOC_SCHEDULE, "EndTime", S_END, K_TIME},
+	{DOC_SCHEDULE, "Priority", S_PRIORITY, K_DECIMAL},
+	{DOC_SCHEDULE, "SegmentID", S_SEGMENT_ID, K_TEXT},
+	{DOC_SCHEDULE, "ProductSegmentID", S_PRODUCT_SEGMENT, K_TEXT},
+	{DOC_SCHEDULE, "ProcessSegmentID", S_PROCESS_SEGMENT, K_TEXT},
+	{DOC_SCHEDULE, "SegmentDescription", S_SEGMENT_DESCRIPTION, K_TEXT},
+	{DOC_SCHEDULE, "EarliestStartTime", S_EARLIEST, K_TIME},
+	{DOC_SCHEDULE, "LatestEndTime", S_LATEST, K_TIME},
+	{DOC_SCHEDULE, "EquipmentID", S_EQUIPMENT, K_TEXT},
+	{DOC_SCHEDULE, "MaterialDefinitionID", S_MATERIAL, K_TEXT},
+	{DOC_SCHEDULE, "MaterialLotID", S_LOT, K_TEXT},
+	{DOC_SCHEDULE, "MaterialUse", S_MATERIAL_USE, K_TEXT},
+	{DOC_SCHEDULE, "Quantity", S_QUANTITY, K_TEXT},
+	{DOC_SCHEDULE, "UnitOfMeasure", S_UNIT, K_TEXT},
+	{DOC_SCHEDULE, "SegmentState", S_SEGMENT_STATE, K_TEXT},
+	{DOC_SCHEDULE, "RequestState", S_REQUEST_STATE, K_TEXT},
+
+	{DOC_PERFORMANCE, "PerformanceID", S_PERFORMANCE_ID, K_TEXT},
+	{DOC_PERFORMANCE, "ProductionScheduleID", S_SCHEDULE_ID, K_TEXT},
+	{DOC_PERFORMANCE, "ResponseID", S_RESPONSE_ID, K_TEXT},
+	{DOC_PERFORMANCE, "ProductionRequestID", S_REQUEST_ID, K_TEXT},
+	{DOC_PERFORMANCE, "StartTime", S_START, K_TIME},
+	{DOC_PERFORMANCE, "EndTime", S_END, K_TIME},
+	{DOC_PERFORMANCE, "SegmentResponseID", S_SEGMENT_ID, K_TEXT},
+	{DOC_PERFORMANCE, "ProcessSegmentID", S_PROCESS_SEGMENT, K_TEXT},
+	{DOC_PERFORMANCE, "ProductSegmentID", S_PRODUCT_SEGMENT, K_TEXT},
+	{DOC_PERFORMANCE, "Description", S_SEGMENT_DESCRIPTION, K_TEXT},
+	{DOC_PERFORMANCE, "ActualStartTime", S_ACTUAL_START, K_TIME},
+	{DOC_PERFORMANCE, "ActualEndTime", S_ACTUAL_END, K_TIME},
+	{DOC_PERFORMANCE, "BookingEvent", S_BOOKING_EVENT, K_TEXT},
+	{DOC_PERFORMANCE, "BookingTime", S_BOOKING_TIME, K_TIME},
+	{DOC_PERFORMANCE, "EquipmentID", S_EQUIPMENT, K_TEXT},
+	{DOC_PERFORMANCE, "MaterialDefinitionID", S_MATERIAL, K_TEXT},
+	{DOC_PERFORMANCE, "MaterialLotID", S_LOT, K_TEXT},
+	{DOC_PERFORMANCE, "MaterialUse", S_MATERIAL_USE, K_TEXT},
+	{DOC_PERFORMANCE, "Quantity", S_QUANTITY, K_TEXT},
+	{DOC_PERFORMANCE, "UnitOfMeasure", S_UNIT, K_TEXT},
+	{DOC_PERFORMANCE, "SegmentState", S_SEGMENT_STATE, K_TEXT},
+	{DOC_PERFORMANCE, "ResponseState", S_REQUEST_STATE, K_TEXT},
+};
+
+/* the canonical staging tables' columns (doc/b2mml.md, "Mappings") */
+static const char *const schedule_defaults[][2] = {
+	{"order_code", "ProductionRequestID"},
+	{"product_code", "MaterialDefinitionID"},
+	{"machine_code", "EquipmentID"},
+	{"start", "EarliestStartTime"},
+	{"end", "LatestEndTime"},
+	{"quantity", "Quantity"},
+	{"unit", "UnitOfMeasure"},
+};
+
+static const char *const performance_defaults[][2] = {
+	{"order_code", "ProductionRequestID"},
+	{"id", "SegmentResponseID"},
+	{"event", "BookingEvent"},
+	{"booked_at", "BookingTime"},
+	{"machine_code", "EquipmentID"},
+	{"product_code", "MaterialDefinitionID"},
+	{"quantity", "Quantity"},
+	{"unit", "UnitOfMeasure"},
+};
+
+/* enumerations (case-sensitive); other values become Other + OtherValue */
+static const char *const material_uses[] = {
+	"Consumed", "Produced", "Consumable", "Replaced Assetn",
+	"Replacement Asset", "Sample", "Resurned Sample", "Carrier",
+	"Returned Carrier", NULL
+};
+static const char *const requirement_states[] = {"Forecast", "Released", NULL};
+static const char *const response_states[] = {
+	"Ready", "Running", "Completed", "Aborted", "Holding", "Paused", NULL
+};
+
+/* one payload field -> target pair */
+typedef struct MapPair
+{
+	char	   *field;			/* payload (domain) name */
+	const Target *target;
+} MapPair;
+
+/* the mapping of one subscription */
+typedef struct Mapping
+{
+	char	   *message_type;
+	Document	doc;
+	MapPair    *pairs;
+	int			npairs;
+	Oid			hook;			/* InvalidOid: the declarative mapping */
+	bool		cancel_on_delete;	/* Delete of a performance -> Cancel */
+} Mapping;
+
+struct MfgB2mmlEndpoint
+{
+	int			id;
+	Oid			owner;			/* the hook runs as this role */
+	B2mmlDialect dialect;
+	char	   *confirmation_code;	/* Always, OnError, Never */
+	char	   *component_id;	/* "" = none */
+	char	   *logical_id;		/* NULL = unique per message */
+	char	   *receiver_id;	/* Receiver/LogicalID or NULL */
+	char	   *release_id;		/* @releaseID */
+	bool		retry_rejected;
+	Mapping    *maps;
+	int			nmaps;
+	Mapping		fallback[2];	/* defaults, per document */
+};
+
+static const Target *
+find_target(Document doc, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(targets); i++)
+		if (targets[i].doc == doc && strcmp(targets[i].name, name) == 0)
+			return &targets[i];
+	return NULL;
+}
+
+static bool
+parse_document(const char *name, Document *doc)
+{
+	if (strcmp(name, "ProductionSchedule") == 0)
+		*doc = DOC_SCHEDULE;
+	else if (strcmp(name, "ProductionPerformance") == 0)
+		*doc = DOC_PERFORMANCE;
+	else
+		return false;
+	return true;
+}
+
+/* the default pairs of doc: canonical columns, then targets by own name */
+static void
+default_pairs(Mapping *m, Document doc)
+{
+	const char *const (*defs)[2] = doc == DOC_SCHEDULE ? schedule_defaults : performance_defaults;
+	int			ndefs = doc == DOC_SCHEDULE ? lengthof(schedule_defaults) : lengthof(performance_defaults);
+	int			i;
+
+	m->doc = doc;
+	m->pairs = palloc(sizeof(MapPair) * (ndefs + lengthof(targets)));
+	m->npairs = 0;
+	for (i = 0; i < lengthof(targets); i++)
+	{
+		if (targets[i].doc != doc)
+			continue;
+		m->pairs[m->npairs].field = pstrdup(targets[i].name);
+		m->pairs[m->npairs++].target = &targets[i];
+	}
+	for (i = 0; i < ndefs; i++)
+	{
+		m->pairs[m->npairs].field = pstrdup(defs[i][0]);
+		m->pairs[m->npairs++].target = find_target(doc, defs[i][1]);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * XML tree -> JSON (both dialects)
+ * ---------------------------------------------------------------------
+ */
+
+/* elements with maxOccurs > 1 in the V0600 schemas mfgsync exchanges */
+static const char *const repeatable[] = {
+	"ActionCriteria", "ActionExpression", "AssemblyActual",
+	"AssemblyRequirement", "AssemblylDefinitionID", "BOD",
+	"ConsumableActual", "ConsumableExpectedRequirement", "Description",
+	"EquipmentActual", "EquipmentActualProperty", "EquipmentClassID",
+	"EquipmentID", "EquipmentRequirement", "EquipmentRequirementProperty",
+	"Expression", "ID", "MaterialActual", "MaterialActualProperty",
+	"MaterialClass", "MaterialClassID", "MaterialConsumedActual",
+	"MaterialConsumedRequirement", "MaterialDefinition",
+	"MaterialDefinitionID", "MaterialDefinitionProperty",
+	"MaterialInformation", "MaterialLot", "MaterialLotID",
+	"MaterialLotProperty", "MaterialProducedActual",
+	"MaterialProducedRequirement", "MaterialRequirement",
+	"MaterialRequirementProperty", "MaterialSubLot", "MaterialSubLotID",
+	"MaterialTestSpecification", "MaterialTestSpecificationID", "Note",
+	"PersonnelActual", "PersonnelRequirement", "PhysicalAssetActual",
+	"PhysicalAssetRequirement", "ProcessSegmentID", "ProductSegmentID",
+	"ProductProductionRuleID", "ProductionData", "ProductionParameter",
+	"ProductionPerformance", "ProductionRequest", "ProductionResponse",
+	"ProductionSchedule", "Quantity", "Reason", "Receiver",
+	"ResponseCriteria", "SegmentRequirement", "SegmentResponse",
+	"StateChange", "Value", "Version"
+};
+
+static int
+cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* may this child occur more than once under parent? */
+static bool
+is_repeatable(const char *parent, const char *name)
+{
+	const char *key = name;
+
+	if (bsearch(&key, repeatable, lengthof(repeatable), sizeof(char *), cmp_name) == NULL)
+		return false;
+	/* the few places where one of these names occurs at most once */
+	if (strcmp(name, "ID") == 0)
+		return strcmp(parent, "Receiver") == 0;
+	if (strcmp(name, "Description") == 0)
+		return strcmp(parent, "ChangeStatus") != 0;
+	if (strcmp(name, "EquipmentID") == 0)
+		return strcmp(parent, "Location") != 0 && strcmp(parent, "HierarchyScope") != 0;
+	if (strcmp(name, "ProcessSegmentID") == 0 || strcmp(name, "ProductSegmentID") == 0)
+		return strcmp(parent, "SegmentResponse") == 0;
+	if (strcmp(name, "MaterialDefinitionID") == 0)
+		return strcmp(parent, "MaterialLot") != 0;
+	return true;
+}
+
+static bool
+is_element(xmlNodePtr n)
+{
+	return n != NULL && n->type == XML_ELEMENT_NODE;
+}
+
+/* text of n (its text and CDATA children), malloc'd by libxml2 */
+static xmlChar *
+text_of(xmlNodePtr n)
+{
+	return xmlNodeGetContent(n);
+}
+
+/* how many element children of n are named name */
+static int
+count_named(xmlNodePtr n, const char *name)
+{
+	xmlNodePtr	c;
+	int			count = 0;
+
+	for (c = n->children; c; c = c->next)
+		if (is_element(c) && strcmp((const char *) c->name, name) == 0)
+			count++;
+	return count;
+}
+
+/* the value of element n: string, object, or (edinn) [] when empty */
+static json_object *
+element_to_json(xmlNodePtr n, B2mmlDialect dialect)
+{
+	json_object *obj;
+	xmlAttrPtr	a;
+	xmlNodePtr	c;
+	bool		has_children = false;
+
+	for (c = n->children; c; c = c->next)
+		if (is_element(c))
+			has_children = true;
+
+	if (n->properties == NULL && !has_children)
+	{
+		xmlChar    *t = text_of(n);
+		json_object *v;
+
+		if (t == NULL || t[0] == '\0')
+			v = dialect == B2MML_JSON_EDINN ? json_object_new_array() :
+				json_object_new_object();
+		else
+			v = json_object_new_string((const char *) t);
+		xmlFree(t);
+		return v;
+	}
+
+	obj = json_object_new_object();
+	for (a = n->properties; a; a = a->next)
+	{
+		xmlChar    *v = xmlNodeListGetString(n->doc, a->children, 1);
+		char	   *key = psprintf("@%s", (const char *) a->name);
+
+		/* the namespace's own attributes are dropped, as MESA does */
+		json_object_object_add(obj, key, json_object_new_string(v ? (const char *) v : ""));
+		pfree(key);
+		xmlFree(v);
+	}
+	if (!has_children)
+	{
+		xmlChar    *t = text_of(n);
+
+		if (t != NULL && t[0] != '\0')
+			json_object_object_add(obj, "$", json_object_new_string((const char *) t));
+		xmlFree(t);
+		return obj;
+	}
+	for (c = n->children; c; c = c->next)
+	{
+		const char *name;
+		json_object *v;
+
+		if (!is_element(c))
+			continue;
+		name = (const char *) c->name;
+		v = element_to_json(c, dialect);
+		if (is_repeatable((const char *) n->name, name) &&
+			(dialect == B2MML_JSON_MESA || count_named(n, name) > 1))
+		{
+			json_object *arr;
+
+			if (!json_object_object_get_ex(obj, name, &arr))
+			{
+				arr = json_object_new_array();
+				json_object_object_add(obj, name, arr);
+			}
+			json_object_array_add(arr, v);
+		}
+		else
+			json_object_object_add(obj, name, v);
+	}
+	return obj;
+}
+
+/*
+ * b2mml_doc_to_json
+ *		doc as B2MML-JSON in the given dialect: {"<root>": {...}}, attributes
+ *		as "@name", text beside attributes as "$", namespaces dropped;
+ *		repeatable elements always arrays (MESA) or arrays only when they
+ *		occur more than once (edinn, where empty elements are []).
+ *
+ * Returns a palloc'd string in CurrentMemoryContext; B2MML_XML gives the
+ * XML serialization.  doc stays the caller's.
+ */
+char *
+b2mml_doc_to_json(xmlDocPtr doc, B2mmlDialect dialect)
+{
+	xmlNodePtr	root = xmlDocGetRootElement(doc);
+	json_object *top;
+	json_object *volatile holder = NULL;
+	char	   *volatile result = NULL;
+
+	if (dialect == B2MML_XML)
+	{
+		xmlChar    *mem;
+		int			size;
+
+		xmlDocDumpFormatMemoryEnc(doc, &mem, &size, "UTF-8", 1);
+		if (mem == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("could not serialize a B2MML document")));
+		result = pnstrdup((const char *) mem, size);
+		xmlFree(mem);
+		return result;
+	}
+	if (root == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("B2MML document has no root element")));
+
+	PG_TRY();
+	{
+		holder = json_object_new_object();
+		top = element_to_json(root, dialect);
+		json_object_object_add(holder, (const char *) root->name, top);
+		result = pstrdup(json_object_to_json_string_ext(holder,
+														JSON_C_TO_STRING_PLAIN |
+														JSON_C_TO_STRING_NOSLASHESCAPE));
+	}
+	PG_FINALLY();
+	{
+		if (holder)
+			json_object_put(holder);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/* ---------------------------------------------------------------------
+ * Parsing: XML or JSON text -> xmlDoc
+ * ---------------------------------------------------------------------
+ */
+
+static void json_to_element(xmlNodePtr parent, const char *name, json_object *v);
+
+/* set the content of element el from a JSON value (not an array) */
+static void
+json_fill_element(xmlNodePtr el, json_object *v)
+{
+	switch (json_object_get_type(v))
+	{
+		case json_type_object:
+			{
+				json_object_object_foreach(v, key, val)
+				{
+					if (key[0] == '@')
+						xmlSetProp(el, (const xmlChar *) key + 1,
+								   (const xmlChar *) (json_object_is_type(val, json_type_null) ? "" :
+													  json_object_get_string(val)));
+					else if (strcmp(key, "$") == 0)
+						xmlNodeAddContent(el, (const xmlChar *) json_object_get_string(val));
+					else
+						json_to_element(el, key, val);
+				}
+				break;
+			}
+		case json_type_null:
+			break;
+		default:
+			xmlNodeAddContent(el, (const xmlChar *) json_object_get_string(v));
+			break;
+	}
+}
+
+/* append element(s) name with value v under parent; arrays repeat it */
+static void
+json_to_element(xmlNodePtr parent, const char *name, json_object *v)
+{
+	if (xmlValidateNCName((const xmlChar *) name, 0) != 0)
+		return;					/* not an element name: ignored */
+	if (json_object_is_type(v, json_type_array))
+	{
+		size_t		i;
+		size_t		n = json_object_array_length(v);
+
+		/* edinn writes an empty element as [] */
+		if (n == 0)
+			xmlNewChild(parent, NULL, (const xmlChar *) name, NULL);
+		for (i = 0; i < n; i++)
+		{
+			json_object *item = json_object_array_get_idx(v, i);
+
+			if (json_object_is_type(item, json_type_array))
+				continue;		/* no B2MML form */
+			json_fill_element(xmlNewChild(parent, NULL, (const xmlChar *) name, NULL), item);
+		}
+		return;
+	}
+	json_fill_element(xmlNewChild(parent, NULL, (const xmlChar *) name, NULL), v);
+}
+
+/* doc from B2MML-JSON text (either dialect); NULL and *error if not */
+static xmlDocPtr
+json_to_doc(const char *text, int len, char **error)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *volatile v = NULL;
+	xmlDocPtr	doc = NULL;
+
+	v = json_tokener_parse_ex(tok, text, len);
+	if (v == NULL || json_tokener_get_parse_end(tok) < (size_t) len)
+	{
+		enum json_tokener_error jerr = json_tokener_get_error(tok);
+		size_t		end = json_tokener_get_parse_end(tok);
+
+		/* trailing white space is fine */
+		while (v != NULL && end < (size_t) len && isspace((unsigned char) text[end]))
+			end++;
+		if (v == NULL || end < (size_t) len)
+		{
+			*error = psprintf("not valid JSON: %s",
+							  v == NULL ? json_tokener_error_desc(jerr == json_tokener_continue ?
+																  json_tokener_error_parse_eof : jerr) :
+							  "text after the JSON value");
+			if (v)
+				json_object_put(v);
+			json_tokener_free(tok);
+			return NULL;
+		}
+	}
+	json_tokener_free(tok);
+
+	if (!json_object_is_type(v, json_type_object) || json_object_object_length(v) != 1)
+	{
+		*error = pstrdup("a B2MML-JSON message is an object with one member, named after its root element");
+		json_object_put(v);
+		return NULL;
+	}
+	PG_TRY();
+	{
+		json_object_object_foreach(v, key, val)
+		{
+			xmlNodePtr	root;
+
+			if (xmlValidateNCName((const xmlChar *) key, 0) != 0)
+			{
+				*error = pstrdup("the root member's name is not an element name");
+				break;
+			}
+			doc = xmlNewDoc((const xmlChar *) "1.0");
+			root = xmlNewDocNode(doc, NULL, (const xmlChar *) key, NULL);
+			xmlDocSetRootElement(doc, root);
+			xmlSetNs(root, xmlNewNs(root, (const xmlChar *) MFGSYNC_B2MML_NS, NULL));
+			if (json_object_is_type(val, json_type_array))
+				val = json_object_array_length(val) > 0 ?
+					json_object_array_get_idx(val, 0) : NULL;
+			if (val)
+				json_fill_element(root, val);
+		}
+	}
+	PG_FINALLY();
+	{
+		json_object_put(v);
+	}
+	PG_END_TRY();
+	return doc;
+}
+
+/*
+ * mfgsync_b2mml_parse
+ *		A B2MML message in XML or JSON (either dialect) as an xmlDoc.
+ *
+ * JSON is recognized by its first character ({).  XML is parsed without
+ * network access, entity substitution or DTDs (a DOCTYPE is refused).
+ * Returns NULL with *error set (palloc'd) when text is neither.  The
+ * caller frees the document with xmlFreeDoc.  Needs no transaction.
+ */
+xmlDocPtr
+mfgsync_b2mml_parse(const char *text, int len, char **error)
+{
+	xmlDocPtr	doc;
+	int			i = 0;
+
+	while (i < len && isspace((unsigned char) text[i]))
+		i++;
+	if (i == len)
+	{
+		*error = pstrdup("empty message");
+		return NULL;
+	}
+	if (text[i] == '{')
+		return json_to_doc(text + i, len - i, error);
+
+	doc = xmlReadMemory(text, len, NULL, NULL,
+						XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (doc == NULL)
+	{
+		xmlErrorPtr err = xmlGetLastError();
+		char	   *msg = err && err->message ? pstrdup(err->message) : pstrdup("unknown error");
+		int			l = strlen(msg);
+
+		while (l > 0 && isspace((unsigned char) msg[l - 1]))
+			msg[--l] = '\0';
+		*error = psprintf("not well-formed XML: %s", msg);
+		pfree(msg);
+		xmlResetLastError();
+		return NULL;
+	}
+	if (doc->intSubset != NULL || xmlDocGetRootElement(doc) == NULL)
+	{
+		*error = pstrdup(doc->intSubset ? "XML with a DOCTYPE is not accepted" :
+						 "XML without a root element");
+		xmlFreeDoc(doc);
+		return NULL;
+	}
+	return doc;
+}
+
+/* ---------------------------------------------------------------------
+ * ConfirmBOD
+ * ---------------------------------------------------------------------
+ */
+
+/* the first element child of n named name (any namespace), or NULL */
+static xmlNodePtr
+child(xmlNodePtr n, const char *name)
+{
+	xmlNodePtr	c;
+
+	if (n == NULL)
+		return NULL;
+	for (c = n->children; c; c = c->next)
+		if (is_element(c) && strcmp((const char *) c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+/* the trimmed text of n as a palloc'd string, NULL if none or empty */
+static char *
+ptext(xmlNodePtr n)
+{
+	xmlChar    *t;
+	char	   *s;
+	int			b = 0;
+	int			e;
+
+	if (n == NULL)
+		return NULL;
+	t = xmlNodeGetContent(n);
+	if (t == NULL)
+		return NULL;
+	e = strlen((char *) t);
+	while (b < e && isspace(t[b]))
+		b++;
+	while (e > b && isspace(t[e - 1]))
+		e--;
+	s = e > b ? pnstrdup((char *) t + b, e - b) : NULL;
+	xmlFree(t);
+	return s;
+}
+
+/* append the texts of every child of n named name to buf, one a line */
+static void
+collect(StringInfo buf, xmlNodePtr n, const char *name)
+{
+	xmlNodePtr	c;
+
+	if (n == NULL)
+		return;
+	for (c = n->children; c; c = c->next)
+	{
+		char	   *t;
+
+		if (!is_element(c) || strcmp((const char *) c->name, name) != 0)
+			continue;
+		t = ptext(c);
+		if (t == NULL)
+			continue;
+		if (buf->len > 0)
+			appendStringInfoChar(buf, '\n');
+		appendStringInfoString(buf, t);
+		pfree(t);
+	}
+}
+
+/*
+ * mfgsync_b2mml_read_confirm
+ *		What the ConfirmBOD doc says: verdict (ResponseExpression/@actionCode,
+ *		Accepted when absent), the original message's BODID and LogicalID
+ *		(Confirm/ or BOD/OriginalApplicationArea), BOD/Description (and
+ *		ChangeStatus/Description) and BOD/Note.  NO_CONFIRM with error when
+ *		doc is not a ConfirmBOD or its actionCode is neither Accepted nor
+ *		Rejected.  Strings are palloc'd.
+ */
+void
+mfgsync_b2mml_read_confirm(xmlDocPtr doc, MfgB2mmlConfirm *out)
+{
+	xmlNodePtr	root = xmlDocGetRootElement(doc);
+	xmlNodePtr	data = child(root, "DataArea");
+	xmlNodePtr	confirm = child(data, "Confirm");
+	xmlNodePtr	orig = child(confirm, "OriginalApplicationArea");
+	xmlNodePtr	c;
+	StringInfoData desc;
+	StringInfoData note;
+	char	   *code = NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (root == NULL || strcmp((const char *) root->name, "ConfirmBOD") != 0)
+	{
+		out->error = psprintf("the reply is %s%s, not a ConfirmBOD",
+							  root ? "a " : "empty", root ? (const char *) root->name : "");
+		return;
+	}
+	if (confirm == NULL)
+	{
+		out->error = pstrdup("the ConfirmBOD has no DataArea/Confirm");
+		return;
+	}
+
+	initStringInfo(&desc);
+	initStringInfo(&note);
+	for (c = confirm->children; c; c = c->next)
+	{
+		xmlNodePtr	expr;
+
+		if (!is_element(c) || strcmp((const char *) c->name, "ResponseCriteria") != 0)
+			continue;
+		expr = child(c, "ResponseExpression");
+		if (expr != NULL && code == NULL)
+		{
+			xmlChar    *v = xmlGetProp(expr, (const xmlChar *) "actionCode");
+
+			code = v ? pstrdup((const char *) v) : pstrdup("");
+			xmlFree(v);
+		}
+		collect(&desc, child(c, "ChangeStatus"), "Description");
+	}
+	for (c = data->children; c; c = c->next)
+	{
+		if (!is_element(c) || strcmp((const char *) c->name, "BOD") != 0)
+			continue;
+		if (orig == NULL)
+			orig = child(c, "OriginalApplicationArea");
+		collect(&desc, c, "Description");
+		collect(&note, c, "Note");
+	}
+	out->bodid = ptext(child(orig, "BODID"));
+	out->logical_id = ptext(child(child(orig, "Sender"), "LogicalID"));
+	out->description = desc.len > 0 ? desc.data : NULL;
+	out->note = note.len > 0 ? note.data : NULL;
+
+	if (code == NULL || strcmp(code, "Accepted") == 0)
+		out->verdict = MFG_B2MML_ACCEPTED;
+	else if (strcmp(code, "Rejected") == 0)
+		out->verdict = MFG_B2MML_REJECTED;
+	else
+		out->error = psprintf("the ConfirmBOD's actionCode \"%s\" is neither Accepted nor Rejected",
+							  code);
+}
+
+/*
+ * mfgsync_b2mml_read_reply
+ *		The ConfirmBOD in a synchronous HTTP reply body (XML or JSON), for
+ *		the senders: no transaction needed, nothing raised.
+ */
+void
+mfgsync_b2mml_read_reply(const char *body, int len, MfgB2mmlConfirm *out)
+{
+	char	   *error = NULL;
+	xmlDocPtr	doc;
+
+	memset(out, 0, sizeof(*out));
+	if (len == 0)
+	{
+		out->error = pstrdup("the reply has no ConfirmBOD (empty body)");
+		return;
+	}
+	doc = mfgsync_b2mml_parse(body, len, &error);
+	if (doc == NULL)
+	{
+		out->error = psprintf("the reply has no ConfirmBOD (%s)", error);
+		return;
+	}
+	mfgsync_b2mml_read_confirm(doc, out);
+	xmlFreeDoc(doc);
+}
+
+/* ---------------------------------------------------------------------
+ * Message identity: BODID and Sender/LogicalID
+ * ---------------------------------------------------------------------
+ */
+
+/* 32 bits that tell this database's BODIDs from other databases' */
+static uint32
+database_tag(void)
+{
+	struct
+	{
+		uint64		sysid;
+		Oid			dboid;
+	}			key;
+
+	memset(&key, 0, sizeof(key));
+	key.sysid = GetSystemIdentifier();
+	key.dboid = MyDatabaseId;
+	return hash_bytes((const unsigned char *) &key, sizeof(key));
+}
+
+/*
+ * The BODID of event_id sent to endpoint_id: a version 8 UUID (RFC 9562)
+ *
+ *	 tag:32  endpoint[27..12]:16  ver:4 endpoint[11..0]:12  var:2 event:62
+ */
+static char *
+encode_bodid(int endpoint_id, int64 event_id)
+{
+	uint32		tag = database_tag();
+	uint32		ep = (uint32) endpoint_id & 0x0fffffff;
+	uint64		ev = (uint64) event_id & UINT64CONST(0x3fffffffffffffff);
+
+	return psprintf("%08x-%04x-%04x-%04x-%012llx",
+					tag, (ep >> 12) & 0xffff, 0x8000 | (ep & 0x0fff),
+					(unsigned) (0x8000 | ((ev >> 48) & 0x3fff)),
+					(unsigned long long) (ev & UINT64CONST(0xffffffffffff)));
+}
+
+static bool
+decode_bodid(const char *bodid, int *endpoint_id, int64 *event_id)
+{
+	unsigned int tag,
+				ep_hi,
+				ep_lo,
+				ev_hi;
+	unsigned long long ev_lo;
+	int			n = 0;
+
+	if (bodid == NULL ||
+		sscanf(bodid, "%8x-%4x-%4x-%4x-%12llx%n", &tag, &ep_hi, &ep_lo,
+			   &ev_hi, &ev_lo, &n) != 5 || n != 36 || bodid[36] != '\0')
+		return false;
+	if (tag != database_tag() || (ep_lo & 0xf000) != 0x8000 || (ev_hi & 0xc000) != 0x8000)
+		return false;
+	*endpoint_id = (int) ((ep_hi << 12) | (ep_lo & 0x0fff));
+	*event_id = (int64) ((((uint64) ev_hi & 0x3fff) << 48) | ev_lo);
+	return true;
+}
+
+/* the unique Sender/LogicalID (when the endpoint sets none) */
+static char *
+encode_logical_id(int endpoint_id, int64 event_id)
+{
+	return psprintf("mfgsync-%d-" INT64_FORMAT, endpoint_id, event_id);
+}
+
+static bool
+decode_logical_id(const char *lid, int *endpoint_id, int64 *event_id)
+{
+	long long	ev;
+	int			n = 0;
+
+	if (lid == NULL ||
+		sscanf(lid, "mfgsync-%d-%lld%n", endpoint_id, &ev, &n) != 2 ||
+		lid[n] != '\0' || *endpoint_id <= 0 || ev <= 0)
+		return false;
+	*event_id = (int64) ev;
+	return true;
+}
+
+/* ---------------------------------------------------------------------
+ * Endpoint settings and mappings
+ * ---------------------------------------------------------------------
+ */
+
+static char *
+spi_text(int row, int col, MemoryContext cxt)
+{
+	char	   *v = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+
+	return v ? MemoryContextStrdup(cxt, v) : NULL;
+}
+
+/* pairs of an explicit mapping (a jsonb object field -> target) */
+static void
+mapping_pairs(Mapping *m, Jsonb *mapping)
+{
+	JsonbIterator *it = JsonbIteratorInit(&mapping->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *field = NULL;
+
+	m->pairs = palloc(sizeof(MapPair) * (JB_ROOT_COUNT(mapping) + 1));
+	m->npairs = 0;
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			field = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && v.type == jbvString)
+		{
+			char	   *name = pnstrdup(v.val.string.val, v.val.string.len);
+			const Target *t = find_target(m->doc, name);
+
+			/* b2mml_map() checked them; a bad one is skipped, not guessed */
+			if (t != NULL)
+			{
+				m->pairs[m->npairs].field = field;
+				m->pairs[m->npairs++].target = t;
+			}
+		}
+	}
+}
+
+/*
+ * mfgsync_b2mml_load
+ *		The B2MML settings and subscription mappings of an endpoint, read
+ *		with SPI (the caller has connected it, in a transaction), allocated
+ *		in cxt.  Raises undefined_object if the endpoint does not exist.
+ */
+MfgB2mmlEndpoint *
+mfgsync_b2mml_load(int endpoint_id, MemoryContext cxt)
+{
+	MemoryContext oldcxt;
+	MfgB2mmlEndpoint *bep;
+	Datum		args[1] = {Int32GetDatum(endpoint_id)};
+	Oid			types[1] = {INT4OID};
+	bool		isnull;
+	char	   *dialect;
+	uint64		i;
+	int			rc;
+
+	rc = SPI_execute_with_args("SELECT e.owner::oid, o->>'dialect', o->>'confirmation_code', "
+							   "       coalesce(o->>'component_id', current_setting('mfgsync.b2mml_component_id')), "
+							   "       o->>'logical_id', o->>'receiver_logical_id', "
+							   "       coalesce(o->>'release_id', 'B2MML-V0600'), "
+							   "       coalesce((o->>'retry_rejected')::boolean, false) "
+							   "  FROM mfgsync.endpoint e CROSS JOIN LATERAL "
+							   "       mfgsync.endpoint_options(e.format, e.options) o "
+							   " WHERE e.id = $1",
+							   1, types, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading a B2MML endpoint failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("endpoint %d does not exist", endpoint_id)));
+
+	oldcxt = MemoryContextSwitchTo(cxt);
+	bep = palloc0(sizeof(MfgB2mmlEndpoint));
+	bep->id = endpoint_id;
+	bep->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	dialect = spi_text(0, 2, cxt);
+	bep->dialect = dialect == NULL || strcmp(dialect, "xml") == 0 ? B2MML_XML :
+		strcmp(dialect, "json-mesa") == 0 ? B2MML_JSON_MESA : B2MML_JSON_EDINN;
+	bep->confirmation_code = spi_text(0, 3, cxt);
+	if (bep->confirmation_code == NULL)
+		bep->confirmation_code = pstrdup("Always");
+	bep->component_id = spi_text(0, 4, cxt);
+	bep->logical_id = spi_text(0, 5, cxt);
+	bep->receiver_id = spi_text(0, 6, cxt);
+	bep->release_id = spi_text(0, 7, cxt);
+	bep->retry_rejected = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 8, &isnull));
+	default_pairs(&bep->fallback[DOC_SCHEDULE], DOC_SCHEDULE);
+	default_pairs(&bep->fallback[DOC_PERFORMANCE], DOC_PERFORMANCE);
+	bep->fallback[DOC_PERFORMANCE].cancel_on_delete = true;
+	MemoryContextSwitchTo(oldcxt);
+
+	rc = SPI_execute_with_args("SELECT s.message_type, coalesce(m.document, 'ProductionSchedule'), "
+							   "       m.mapping, m.hook::oid, coalesce(m.cancel_on_delete, true) "
+							   "  FROM mfgsync.subscription s "
+							   "  LEFT JOIN mfgsync.b2mml_mapping m "
+							   "         ON m.endpoint_id = s.endpoint_id AND m.message_type = s.message_type "
+							   " WHERE s.endpoint_id = $1",
+							   1, types, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading B2MML mappings failed: %s", SPI_result_code_string(rc));
+
+	oldcxt = MemoryContextSwitchTo(cxt);
+	bep->maps = palloc0(sizeof(Mapping) * (SPI_processed + 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Mapping    *m = &bep->maps[bep->nmaps++];
+		Document	doc = DOC_SCHEDULE;
+		Datum		d;
+
+		m->message_type = spi_text(i, 1, cxt);
+		(void) parse_document(SPI_getvalue(tup, desc, 2), &doc);
+		m->doc = doc;
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		m->hook = isnull ? InvalidOid : DatumGetObjectId(d);
+		m->cancel_on_delete = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		if (isnull)
+		{
+			default_pairs(m, doc);
+			m->cancel_on_delete = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		}
+		else
+			mapping_pairs(m, DatumGetJsonbP(d));
+	}
+	MemoryContextSwitchTo(oldcxt);
+	return bep;
+}
+
+const char *
+mfgsync_b2mml_content_type(const MfgB2mmlEndpoint *bep)
+{
+	return bep->dialect == B2MML_XML ? "application/xml; charset=utf-8" :
+		"application/json";
+}
+
+/* does a missing or unparsable reply count as a failure? */
+bool
+mfgsync_b2mml_confirm_required(const MfgB2mmlEndpoint *bep)
+{
+	return strcmp(bep->confirmation_code, "Always") == 0;
+}
+
+bool
+mfgsync_b2mml_retry_rejected(const MfgB2mmlEndpoint *bep)
+{
+	return bep->retry_rejected;
+}
+
+/* ---------------------------------------------------------------------
+ * Rendering
+ * ---------------------------------------------------------------------
+ */
+
+/* one value to place, with what the payload said about it */
+typedef struct SlotValue
+{
+	char	   *text;			/* NULL: absent */
+	bool		numeric;		/* a JSON number */
+	const char *field;			/* the payload field, for errors */
+} SlotValue;
+
+/* refuse what XML 1.0 cannot carry; returns s converted to UTF-8 */
+static char *
+xml_text(const char *field, const char *s)
+{
+	const unsigned char *p;
+	char	   *utf8 = (char *) pg_do_encoding_conversion((unsigned char *) s, strlen(s),
+														  GetDatabaseEncoding(), PG_UTF8);
+
+	for (p = (const unsigned char *) utf8; *p; p++)
+		if (*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r')
+			ereport(ERROR,
+					(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+					 errmsg("value of field \"%s\" contains a control character (0x%02x)", field, *p),
+					 errhint(BAD_XML_HINT)));
+	return utf8;
+}
+
+/* a date-time as xs:dateTime in UTC ("...Z"); raises on other text */
+static char *
+xml_datetime(const char *field, const char *s)
+{
+	TimestampTz ts;
+	struct pg_tm tm;
+	fsec_t		fsec;
+	char		buf[64];
+	int			len;
+
+	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(s),
+												 ObjectIdGetDatum(InvalidOid),
+												 Int32GetDatum(-1)));
+	if (TIMESTAMP_NOT_FINITE(ts) || timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0 ||
+		tm.tm_year < 1 || tm.tm_year > 9999)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("value of field \"%s\" cannot be written as an xs:dateTime: \"%s\"", field, s),
+				 errdetail("B2MML date-times are between the years 1 and 9999.")));
+	len = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d",
+				   tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	if (fsec != 0)
+	{
+		len += snprintf(buf + len, sizeof(buf) - len, ".%06d", (int) fsec);
+		while (buf[len - 1] == '0')
+			buf[--len] = '\0';
+	}
+	snprintf(buf + len, sizeof(buf) - len, "Z");
+	return pstrdup(buf);
+}
+
+static bool
+is_decimal(const char *s)
+{
+	const char *p = s;
+	bool		digits = false;
+
+	if (*p == '-' || *p == '+')
+		p++;
+	while (isdigit((unsigned char) *p))
+		p++, digits = true;
+	if (*p == '.')
+		for (p++; isdigit((unsigned char) *p); p++)
+			digits = true;
+	return digits && *p == '\0';
+}
+
+/* the value of field in the payload object, or NULL */
+static char *
+payload_value(Jsonb *payload, const char *field, bool *numeric)
+{
+	JsonbValue	v;
+	JsonbValue *res;
+
+	*numeric = false;
+	if (payload == NULL || !JB_ROOT_IS_OBJECT(payload))
+		return NULL;
+	res = getKeyJsonValueFromContainer(&payload->root, field, strlen(field), &v);
+	if (res == NULL)
+		return NULL;
+	switch (res->type)
+	{
+		case jbvNull:
+			return NULL;
+		case jbvString:
+			return pnstrdup(res->val.string.val, res->val.string.len);
+		case jbvNumeric:
+			*numeric = true;
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(res->val.numeric)));
+		case jbvBool:
+			return pstrdup(res->val.boolean ? "true" : "false");
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("field \"%s\" is not a scalar and cannot be mapped to a B2MML element", field),
+					 errhint("Map scalar fields, or build the document with a hook function.")));
+	}
+	return NULL;
+}
+
+/* fill vals from the payload through the mapping; first value wins */
+static void
+fill_slots(const Mapping *m, Jsonb *payload, SlotValue *vals)
+{
+	int			i;
+
+	memset(vals, 0, sizeof(SlotValue) * NSLOTS);
+	for (i = 0; i < m->npairs; i++)
+	{
+		const Target *t = m->pairs[i].target;
+		SlotValue  *sv = &vals[t->slot];
+		bool		numeric;
+		char	   *v;
+
+		if (sv->text != NULL)
+			continue;
+		v = payload_value(payload, m->pairs[i].field, &numeric);
+		if (v == NULL || v[0] == '\0')
+			continue;
+		sv->field = m->pairs[i].field;
+		sv->numeric = numeric;
+		if (t->kind == K_TIME)
+			sv->text = xml_datetime(sv->field, v);
+		else if (t->kind == K_DECIMAL && !is_decimal(v))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("value of field \"%s\" is not a decimal number: \"%s\"", sv->field, v),
+					 errdetail("It is mapped to %s, an xs:decimal.", t->name)));
+		else
+			sv->text = xml_text(sv->field, v);
+	}
+}
+
+static xmlNodePtr
+add(xmlNodePtr parent, const char *name, const char *text)
+{
+	return xmlNewTextChild(parent, NULL, (const xmlChar *) name, (const xmlChar *) text);
+}
+
+static void
+add_value(xmlNodePtr parent, const char *name, SlotValue *v)
+{
+	if (v->text)
+		add(parent, name, v->text);
+}
+
+/* an enumerated element: the value, or Other with OtherValue */
+static void
+add_enum(xmlNodePtr parent, const char *name, const char *value,
+		 const char *const *allowed)
+{
+	const char *const *a;
+	xmlNodePtr	n;
+
+	if (value == NULL)
+		return;
+	for (a = allowed; *a; a++)
+		if (strcmp(*a, value) == 0)
+		{
+			add(parent, name, value);
+			return;
+		}
+	n = add(parent, name, "Other");
+	xmlSetProp(n, (const xmlChar *) "OtherValue", (const xmlChar *) value);
+}
+
+static bool
+any_value(SlotValue *vals, const Slot *slots, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (vals[slots[i]].text != NULL)
+			return true;
+	return false;
+}
+
+/* Material{Requirement,Actual}: IDs, MaterialUse, Quantity */
+static void
+add_material(xmlNodePtr parent, const char *name, SlotValue *vals)
+{
+	static const Slot slots[] = {S_MATERIAL, S_LOT, S_QUANTITY};
+	xmlNodePtr	m;
+
+	if (!any_value(vals, slots, lengthof(slots)))
+		return;
+	m = add(parent, name, NULL);
+	add_value(m, "MaterialDefinitionID", &vals[S_MATERIAL]);
+	add_value(m, "MaterialLotID", &vals[S_LOT]);
+	add_enum(m, "MaterialUse", vals[S_MATERIAL_USE].text ? vals[S_MATERIAL_USE].text : "Produced",
+			 material_uses);
+	if (vals[S_QUANTITY].text)
+	{
+		xmlNodePtr	q = add(m, "Quantity", NULL);
+
+		add(q, "QuantityString", vals[S_QUANTITY].text);
+		if (vals[S_QUANTITY].numeric)
+			add(q, "DataType", "decimal");
+		add_value(q, "UnitOfMeasure", &vals[S_UNIT]);
+	}
+}
+
+/* DataArea/ProductionSchedule from the declarative mapping */
+static void
+build_schedule(xmlNodePtr data, SlotValue *vals)
+{
+	static const Slot segment[] = {S_SEGMENT_ID, S_PRODUCT_SEGMENT, S_PROCESS_SEGMENT,
+		S_SEGMENT_DESCRIPTION, S_EARLIEST, S_LATEST, S_EQUIPMENT, S_MATERIAL, S_LOT,
+	S_QUANTITY, S_SEGMENT_STATE};
+	xmlNodePtr	ps = add(data, "ProductionSchedule", NULL);
+	xmlNodePtr	pr;
+
+	add_value(ps, "ID", &vals[S_SCHEDULE_ID]);
+	pr = add(ps, "ProductionRequest", NULL);
+	add_value(pr, "ID", &vals[S_REQUEST_ID]);
+	add_value(pr, "Description", &vals[S_DESCRIPTION]);
+	add_value(pr, "StartTime", &vals[S_START]);
+	add_value(pr, "EndTime", &vals[S_END]);
+	add_value(pr, "Priority", &vals[S_PRIORITY]);
+	if (any_value(vals, segment, lengthof(segment)))
+	{
+		xmlNodePtr	sr = add(pr, "SegmentRequirement", NULL);
+
+		add_value(sr, "ID", &vals[S_SEGMENT_ID]);
+		add_value(sr, "ProductSegmentID", &vals[S_PRODUCT_SEGMENT]);
+		add_value(sr, "ProcessSegmentID", &vals[S_PROCESS_SEGMENT]);
+		add_value(sr, "Description", &vals[S_SEGMENT_DESCRIPTION]);
+		add_value(sr, "EarliestStartTime", &vals[S_EARLIEST]);
+		add_value(sr, "LatestEndTime", &vals[S_LATEST]);
+		if (vals[S_EQUIPMENT].text)
+			add(add(sr, "EquipmentRequirement", NULL), "EquipmentID", vals[S_EQUIPMENT].text);
+		add_material(sr, "MaterialRequirement", vals);
+		add_enum(sr, "SegmentState", vals[S_SEGMENT_STATE].text, requirement_states);
+	}
+	add_enum(pr, "RequestState", vals[S_REQUEST_STATE].text, requirement_states);
+}
+
+/* DataArea/ProductionPerformance; a cancel carries only the IDs */
+static void
+build_performance(xmlNodePtr data, SlotValue *vals, bool cancel)
+{
+	static const Slot segment[] = {S_SEGMENT_ID, S_PROCESS_SEGMENT, S_PRODUCT_SEGMENT,
+		S_SEGMENT_DESCRIPTION, S_ACTUAL_START, S_ACTUAL_END, S_BOOKING_EVENT,
+	S_EQUIPMENT, S_MATERIAL, S_LOT, S_QUANTITY, S_SEGMENT_STATE};
+	xmlNodePtr	pp = add(data, "ProductionPerformance", NULL);
+	xmlNodePtr	pr;
+	const char *state = vals[S_SEGMENT_STATE].text;
+	char	   *start = vals[S_ACTUAL_START].text;
+	char	   *end = vals[S_ACTUAL_END].text;
+
+	/* a booking: START/END at a time */
+	if (vals[S_BOOKING_EVENT].text)
+	{
+		const char *ev = vals[S_BOOKING_EVENT].text;
+
+		if (pg_strcasecmp(ev, "START") == 0)
+		{
+			start = start ? start : vals[S_BOOKING_TIME].text;
+			state = state ? state : "Running";
+		}
+		else if (pg_strcasecmp(ev, "END") == 0)
+		{
+			end = end ? end : vals[S_BOOKING_TIME].text;
+			state = state ? state : "Completed";
+		}
+		else
+			state = state ? state : ev;
+	}
+
+	add_value(pp, "ID", &vals[S_PERFORMANCE_ID]);
+	add_value(pp, "ProductionScheduleID", &vals[S_SCHEDULE_ID]);
+	pr = add(pp, "ProductionResponse", NULL);
+	add_value(pr, "ID", &vals[S_RESPONSE_ID]);
+	add_value(pr, "ProductionRequestID", &vals[S_REQUEST_ID]);
+	if (!cancel)
+	{
+		add_value(pr, "StartTime", &vals[S_START]);
+		add_value(pr, "EndTime", &vals[S_END]);
+	}
+	if (cancel ? vals[S_SEGMENT_ID].text != NULL : any_value(vals, segment, lengthof(segment)))
+	{
+		xmlNodePtr	sr = add(pr, "SegmentResponse", NULL);
+
+		add_value(sr, "ID", &vals[S_SEGMENT_ID]);
+		if (!cancel)
+		{
+			add_value(sr, "ProcessSegmentID", &vals[S_PROCESS_SEGMENT]);
+			add_value(sr, "ProductSegmentID", &vals[S_PRODUCT_SEGMENT]);
+			add_value(sr, "Description", &vals[S_SEGMENT_DESCRIPTION]);
+			if (start)
+				add(sr, "ActualStartTime", start);
+			if (end)
+				add(sr, "ActualEndTime", end);
+			if (vals[S_EQUIPMENT].text)
+				add(add(sr, "EquipmentActual", NULL), "EquipmentID", vals[S_EQUIPMENT].text);
+			add_material(sr, "MaterialActual", vals);
+			add_enum(sr, "SegmentState", state, response_states);
+		}
+	}
+	if (!cancel)
+		add_enum(pr, "ResponseState", vals[S_REQUEST_STATE].text, response_states);
+}
+
+/*
+ * The hook's nouns: call it with the event's mfgsync.events row as the
+ * endpoint's owner, parse the xml it returns, and move its elements (which
+ * must all be the document's noun) under data.
+ */
+/* call hook(row) as role; NULL when it returns null */
+static text *
+call_hook(Oid hook, Datum row, Oid role)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	LOCAL_FCINFO(fcinfo, 1);
+	FmgrInfo	flinfo;
+	volatile Datum result = (Datum) 0;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		fmgr_info(hook, &flinfo);
+		InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
+		fcinfo->args[0].value = row;
+		fcinfo->args[0].isnull = false;
+		result = FunctionCallInvoke(fcinfo);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+	return fcinfo->isnull ? NULL : DatumGetTextPP(result);
+}
+
+/* move the elements under frag's root to data; they must all be noun */
+static int
+move_nouns(xmlDocPtr frag, xmlNodePtr data, Oid hook, const char *noun)
+{
+	xmlNodePtr	c;
+	int			nnouns = 0;
+
+	for (c = xmlDocGetRootElement(frag)->children; c; c = c->next)
+	{
+		bool		in_ns;
+
+		if (c->type == XML_TEXT_NODE && xmlIsBlankNode(c))
+			continue;
+		in_ns = is_element(c) && c->ns != NULL &&
+			strcmp((const char *) c->ns->href, MFGSYNC_B2MML_NS) == 0;
+		if (!is_element(c) || strcmp((const char *) c->name, noun) != 0 || !in_ns)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_XML_CONTENT),
+					 errmsg("B2MML hook function %s must return %s elements only",
+							format_procedure(hook), noun),
+					 is_element(c) ?
+					 errdetail("It returned an element %s%s.", (const char *) c->name,
+							   in_ns ? "" : " outside the B2MML V0600 namespace") :
+					 errdetail("It returned text or other content beside the elements.")));
+		xmlAddChild(data, xmlDocCopyNode(c, data->doc, 1));
+		nnouns++;
+	}
+	return nnouns;
+}
+
+/*
+ * The hook's nouns: call it with the event's mfgsync.events row as the
+ * endpoint's owner, parse the xml it returns, and copy its elements (which
+ * must all be the document's noun) under data.
+ */
+static void
+add_hook_nouns(xmlNodePtr data, const MfgB2mmlEndpoint *bep, const Mapping *m,
+			   const MfgEvent *ev, const char *noun)
+{
+	Datum		args[1] = {Int64GetDatum(ev->id)};
+	Oid			types[1] = {INT8OID};
+	bool		isnull;
+	text	   *result;
+	char	   *xml;
+	char	   *wrapped;
+	xmlDocPtr	frag;
+	volatile int nnouns = 0;
+	int			rc;
+
+	if (pg_proc_aclcheck(m->hook, bep->owner, ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for B2MML hook function %s", format_procedure(m->hook)),
+				 errdetail("Hooks run as the endpoint's owner.")));
+
+	rc = SPI_execute_with_args("SELECT e FROM mfgsync.events e WHERE e.id = $1",
+							   1, types, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("event " INT64_FORMAT " is not in the outbox", ev->id)));
+	result = call_hook(m->hook,
+					   SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+					   bep->owner);
+	if (result == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("B2MML hook function %s returned null for event " INT64_FORMAT,
+						format_procedure(m->hook), ev->id)));
+	xml = xml_text("(hook)", text_to_cstring(result));
+
+	/* a fragment: the nouns, in the B2MML namespace unless they say another */
+	wrapped = psprintf("<mfgsync-hook xmlns=\"%s\">%s</mfgsync-hook>", MFGSYNC_B2MML_NS, xml);
+	frag = xmlReadMemory(wrapped, strlen(wrapped), NULL, NULL,
+						 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
+						 XML_PARSE_NOBLANKS);
+	if (frag == NULL || frag->intSubset != NULL)
+	{
+		if (frag)
+			xmlFreeDoc(frag);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_XML_CONTENT),
+				 errmsg("B2MML hook function %s returned malformed XML for event " INT64_FORMAT,
+						format_procedure(m->hook), ev->id)));
+	}
+	PG_TRY();
+	{
+		nnouns = move_nouns(frag, data, m->hook, noun);
+	}
+	PG_FINALLY();
+	{
+		xmlFreeDoc(frag);
+	}
+	PG_END_TRY();
+	if (nnouns == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_XML_CONTENT),
+				 errmsg("B2MML hook function %s returned no %s element for event " INT64_FORMAT,
+						format_procedure(m->hook), noun, ev->id)));
+	xmlReconciliateNs(data->doc, xmlDocGetRootElement(data->doc));
+}
+
+static const Mapping *
+find_mapping(const MfgB2mmlEndpoint *bep, const char *message_type)
+{
+	int			i;
+
+	for (i = 0; i < bep->nmaps; i++)
+		if (strcmp(bep->maps[i].message_type, message_type) == 0)
+			return &bep->maps[i];
+	return &bep->fallback[DOC_SCHEDULE];
+}
+
+/* the CreationDateTime: the event's created_at (a JSON string) in UTC */
+static char *
+creation_time(const MfgEvent *ev)
+{
+	const char *t = ev->time;
+	int			len = strlen(t);
+
+	if (len >= 2 && t[0] == '"')
+		return xml_datetime("created_at", pnstrdup(t + 1, len - 2));
+	return xml_datetime("created_at", t);
+}
+
+/* the document of ev, as a tree (the caller frees it) */
+static xmlDocPtr
+build_document(MfgB2mmlEndpoint *bep, const MfgEvent *ev)
+{
+	const Mapping *m = find_mapping(bep, ev->message_type);
+	bool		is_delete = strcmp(ev->action, MFGSYNC_ACTION_DELETE) == 0;
+	volatile bool cancel = m->doc == DOC_PERFORMANCE && is_delete && m->cancel_on_delete;
+	const char *noun = m->doc == DOC_SCHEDULE ? "ProductionSchedule" : "ProductionPerformance";
+	const char *payload_text = is_delete || ev->data == NULL ? ev->old_data : ev->data;
+	Jsonb	   *payload = NULL;
+	SlotValue	vals[NSLOTS];
+	xmlDocPtr	volatile doc = NULL;
+	char	   *rootname;
+	char	   *created;
+
+	if (strcmp(ev->action, MFGSYNC_ACTION_ADD) != 0 &&
+		strcmp(ev->action, MFGSYNC_ACTION_CHANGE) != 0 && !is_delete)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("event " INT64_FORMAT " with action \"%s\" has no B2MML form", ev->id, ev->action),
+				 errdetail("B2MML messages carry the actions Add, Change and Delete.")));
+
+	created = creation_time(ev);
+	if (!OidIsValid(m->hook))
+	{
+		if (payload_text == NULL)
+			payload_text = ev->key;
+		if (payload_text != NULL)
+			payload = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(payload_text)));
+		fill_slots(m, payload, vals);
+	}
+	rootname = psprintf("%s%s", cancel ? "Cancel" : "Sync", noun);
+
+	PG_TRY();
+	{
+		xmlNodePtr	root;
+		xmlNodePtr	app;
+		xmlNodePtr	sender;
+		xmlNodePtr	data;
+
+		doc = xmlNewDoc((const xmlChar *) "1.0");
+		root = xmlNewDocNode(doc, NULL, (const xmlChar *) rootname, NULL);
+		xmlDocSetRootElement(doc, root);
+		xmlSetNs(root, xmlNewNs(root, (const xmlChar *) MFGSYNC_B2MML_NS, NULL));
+		xmlSetProp(root, (const xmlChar *) "releaseID", (const xmlChar *) bep->release_id);
+
+		app = add(root, "ApplicationArea", NULL);
+		sender = add(app, "Sender", NULL);
+		add(sender, "LogicalID", bep->logical_id ? bep->logical_id :
+			encode_logical_id(bep->id, ev->id));
+		if (bep->component_id && bep->component_id[0])
+			add(sender, "ComponentID", bep->component_id);
+		add(sender, "ConfirmationCode", bep->confirmation_code);
+		if (bep->receiver_id)
+			add(add(app, "Receiver", NULL), "LogicalID", bep->receiver_id);
+		add(app, "CreationDateTime", created);
+		add(app, "BODID", encode_bodid(bep->id, ev->id));
+
+		data = add(root, "DataArea", NULL);
+		if (cancel)
+			add(data, "Cancel", NULL);
+		else
+		{
+			xmlNodePtr	expr = add(add(add(data, "Sync", NULL), "ActionCriteria", NULL),
+								   "ActionExpression", NULL);
+
+			xmlSetProp(expr, (const xmlChar *) "actionCode", (const xmlChar *) ev->action);
+		}
+		if (OidIsValid(m->hook))
+			add_hook_nouns(data, bep, m, ev, noun);
+		else if (m->doc == DOC_SCHEDULE)
+			build_schedule(data, vals);
+		else
+			build_performance(data, vals, cancel);
+	}
+	PG_CATCH();
+	{
+		if (doc)
+			xmlFreeDoc(doc);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return doc;
+}
+
+/*
+ * mfgsync_b2mml_render_event
+ *		The body the endpoint gets for ev, in its dialect; palloc'd in
+ *		CurrentMemoryContext, length in *len.  In a transaction, with SPI
+ *		connected when the mapping has a hook.  Raises when the event cannot
+ *		be rendered (bad value, hook failure, Truncate).
+ */
+char *
+mfgsync_b2mml_render_event(MfgB2mmlEndpoint *bep, const MfgEvent *ev, int *len)
+{
+	xmlDocPtr	doc = build_document(bep, ev);
+	char	   *volatile result = NULL;
+
+	PG_TRY();
+	{
+		result = b2mml_doc_to_json(doc, bep->dialect);
+	}
+	PG_FINALLY();
+	{
+		xmlFreeDoc(doc);
+	}
+	PG_END_TRY();
+	*len = strlen(result);
+	return result;
+}
+
+/* ---------------------------------------------------------------------
+ * Late ConfirmBOD
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * b2mml_settle_confirm
+ *		Settle the message a ConfirmBOD answers, as a synchronous reply
+ *		would: Accepted clears its pending retry (and an "exhausted" dead
+ *		letter); Rejected makes it a "rejected" dead letter with the
+ *		Description and Note.  The message is found by OriginalApplicationArea
+ *		BODID, else Sender/LogicalID, as mfgsync wrote them.
+ *
+ * In a transaction (uses SPI).  Returns false, with *why (palloc'd), when
+ * the ConfirmBOD names no message this database sent; true with *why
+ * saying what was done otherwise.
+ */
+bool
+b2mml_settle_confirm(xmlDocPtr confirmbod, char **why)
+{
+	MfgB2mmlConfirm c;
+	int			endpoint_id;
+	int64		event_id;
+	Datum		args[5];
+	Oid			types[5] = {INT4OID, INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	char		nulls[5] = "     ";
+	char	   *name;
+	int			rc;
+	bool		matched;
+	MemoryContext callercxt = CurrentMemoryContext;
+
+	mfgsync_b2mml_read_confirm(confirmbod, &c);
+	if (c.verdict == MFG_B2MML_NO_CONFIRM)
+	{
+		*why = c.error;
+		return false;
+	}
+	if (!decode_bodid(c.bodid, &endpoint_id, &event_id) &&
+		!decode_logical_id(c.logical_id, &endpoint_id, &event_id))
+	{
+		*why = psprintf("the ConfirmBOD's OriginalApplicationArea (BODID %s, LogicalID %s) names no message of this database",
+						c.bodid ? c.bodid : "none", c.logical_id ? c.logical_id : "none");
+		return false;
+	}
+
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	args[0] = Int32GetDatum(endpoint_id);
+	args[1] = Int64GetDatum(event_id);
+	rc = SPI_execute_with_args("SELECT e.name FROM mfgsync.endpoint e "
+							   " WHERE e.id = $1 AND e.format = 'b2mml' "
+							   "   AND EXISTS (SELECT 1 FROM mfgsync.outbox o WHERE o.id = $2)",
+							   2, types, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading endpoints failed: %s", SPI_result_code_string(rc));
+	matched = SPI_processed == 1;
+	name = matched ? pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)) : NULL;
+
+	if (!matched)
+		*why = psprintf("no B2MML endpoint %d with event " INT64_FORMAT " in the outbox",
+						endpoint_id, event_id);
+	else if (c.verdict == MFG_B2MML_ACCEPTED)
+	{
+		rc = SPI_execute_with_args("WITH r AS (DELETE FROM mfgsync.retry "
+								   "            WHERE endpoint_id = $1 AND event_id = $2 RETURNING 1), "
+								   "     d AS (DELETE FROM mfgsync.dead_letter "
+								   "            WHERE endpoint_id = $1 AND event_id = $2 "
+								   "              AND reason = 'exhausted' RETURNING 1) "
+								   "UPDATE mfgsync.endpoint_state "
+								   "   SET delivered = delivered + (SELECT count(*) FROM r) + (SELECT count(*) FROM d), "
+								   "       dead = dead - (SELECT count(*) FROM d) "
+								   " WHERE endpoint_id = $1",
+								   2, types, args, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "settling a ConfirmBOD failed: %s", SPI_result_code_string(rc));
+		*why = psprintf("event " INT64_FORMAT " accepted by the receiver of endpoint \"%s\"",
+						event_id, name);
+	}
+	else
+	{
+		args[2] = CStringGetTextDatum(c.description ? c.description : "");
+		nulls[2] = c.description ? ' ' : 'n';
+		args[3] = CStringGetTextDatum(c.note ? c.note : "");
+		nulls[3] = c.note ? ' ' : 'n';
+		args[4] = CStringGetTextDatum(psprintf("rejected by the receiver (late ConfirmBOD)%s%s",
+											   c.description ? ": " : "",
+											   c.description ? c.description : ""));
+		rc = SPI_execute_with_args("WITH r AS (DELETE FROM mfgsync.retry "
+								   "            WHERE endpoint_id = $1 AND event_id = $2 RETURNING attempts), "
+								   "     d AS (INSERT INTO mfgsync.dead_letter AS dl (endpoint_id, event_id, "
+								   "               attempts, last_error, reason, description, note) "
+								   "           VALUES ($1, $2, coalesce((SELECT attempts FROM r), 1), $5, "
+								   "                   'rejected', $3, $4) "
+								   "           ON CONFLICT (endpoint_id, event_id) DO UPDATE "
+								   "           SET reason = 'rejected', last_error = $5, description = $3, "
+								   "               note = $4, dead_at = now() "
+								   "           RETURNING (xmax = 0) AS inserted) "
+								   "UPDATE mfgsync.endpoint_state "
+								   "   SET dead = dead + (SELECT count(*) FROM d WHERE inserted) "
+								   " WHERE endpoint_id = $1",
+								   5, types, args, nulls, false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "settling a ConfirmBOD failed: %s", SPI_result_code_string(rc));
+		*why = psprintf("event " INT64_FORMAT " rejected by the receiver of endpoint \"%s\"",
+						event_id, name);
+	}
+	if (matched)
+	{
+		/* the sender re-reads its parked keys */
+		rc = SPI_execute("SELECT mfgsync.notify_senders()", false, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "notifying senders failed: %s", SPI_result_code_string(rc));
+	}
+	*why = MemoryContextStrdup(callercxt, *why);
+	SPI_finish();
+	return matched;
+}
+
+/* ---------------------------------------------------------------------
+ * SQL functions
+ * ---------------------------------------------------------------------
+ */
+
+/* per call site: the endpoint last rendered for, while it is unchanged */
+typedef struct RenderCache
+{
+	char	   *endpoint;
+	int			endpoint_id;
+	TransactionId xid;
+	CommandId	cid;
+	MfgB2mmlEndpoint *bep;
+	MemoryContext cxt;
+} RenderCache;
+
+/*
+ * mfgsync_b2mml_render
+ *		SQL: b2mml_render(event_id bigint, endpoint text) RETURNS text, the
+ *		exact document the endpoint gets for the event.
+ *
+ * The endpoint's settings are cached for the rest of the statement.
+ */
+Datum
+mfgsync_b2mml_render(PG_FUNCTION_ARGS)
+{
+	int64		event_id = PG_GETARG_INT64(0);
+	char	   *endpoint = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	RenderCache *cache = (RenderCache *) fcinfo->flinfo->fn_extra;
+	Datum		args[2];
+	Oid			types[2] = {TEXTOID, INT8OID};
+	MfgEvent	ev;
+	MemoryContext callercxt = CurrentMemoryContext;
+	MemoryContext spicxt;
+	text	   *result;
+	char	   *doc;
+	int			len;
+	int			rc;
+
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+
+	if (cache == NULL || strcmp(cache->endpoint, endpoint) != 0 ||
+		cache->xid != GetTopTransactionIdIfAny() ||
+		cache->cid != GetCurrentCommandId(false))
+	{
+		bool		isnull;
+
+		if (cache == NULL)
+		{
+			cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(RenderCache));
+			cache->cxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "mfgsync b2mml render",
+											   ALLOCSET_SMALL_SIZES);
+			fcinfo->flinfo->fn_extra = cache;
+		}
+		MemoryContextReset(cache->cxt);
+		cache->bep = NULL;
+		args[0] = CStringGetTextDatum(endpoint);
+		rc = SPI_execute_with_args("SELECT e.id, e.format FROM mfgsync.endpoint e WHERE e.name = $1",
+								   1, types, args, NULL, true, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "reading endpoints failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("endpoint \"%s\" does not exist", endpoint)));
+		if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2), "b2mml") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("endpoint \"%s\" does not have format \"b2mml\"", endpoint)));
+		cache->endpoint_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+		cache->bep = mfgsync_b2mml_load(cache->endpoint_id, cache->cxt);
+		cache->endpoint = MemoryContextStrdup(cache->cxt, endpoint);
+		cache->xid = GetTopTransactionIdIfAny();
+		cache->cid = GetCurrentCommandId(false);
+	}
+
+	args[0] = Int64GetDatum(event_id);
+	types[0] = INT8OID;
+	rc = SPI_execute_with_args("SELECT o.message_type, o.action, o.key::text, o.data::text, "
+							   "       o.old_data::text, to_json(o.created_at)::text "
+							   "  FROM mfgsync.outbox o WHERE o.id = $1",
+							   1, types, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading the outbox failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("event " INT64_FORMAT " is not in the outbox", event_id)));
+	ev.id = event_id;
+	ev.message_type = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	ev.action = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	ev.key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	ev.data = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	ev.old_data = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+	ev.time = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
+
+	doc = mfgsync_b2mml_render_event(cache->bep, &ev, &len);
+	spicxt = MemoryContextSwitchTo(callercxt);
+	result = cstring_to_text_with_len(doc, len);
+	MemoryContextSwitchTo(spicxt);
+	SPI_finish();
+	PG_RETURN_TEXT_P(result);
+}
+
+/* parse a message for a SQL function; raises on text that is neither */
+static xmlDocPtr
+parse_or_raise(text *message)
+{
+	char	   *error = NULL;
+	xmlDocPtr	doc = mfgsync_b2mml_parse(VARDATA_ANY(message), VARSIZE_ANY_EXHDR(message), &error);
+
+	if (doc == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_XML_DOCUMENT),
+				 errmsg("invalid B2MML message: %s", error)));
+	return doc;
+}
+
+/*
+ * mfgsync_b2mml_confirm
+ *		SQL: b2mml_confirm(message text) RETURNS boolean: settle the message
+ *		a ConfirmBOD (XML or JSON) answers; false when it names none (with a
+ *		NOTICE saying why).
+ */
+Datum
+mfgsync_b2mml_confirm(PG_FUNCTION_ARGS)
+{
+	xmlDocPtr	doc = parse_or_raise(PG_GETARG_TEXT_PP(0));
+	char	   *why = NULL;
+	volatile bool matched = false;
+
+	PG_TRY();
+	{
+		xmlNodePtr	root = xmlDocGetRootElement(doc);
+
+		if (strcmp((const char *) root->name, "ConfirmBOD") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("message is a %s, not a ConfirmBOD", (const char *) root->name)));
+		matched = b2mml_settle_confirm(doc, &why);
+	}
+	PG_FINALLY();
+	{
+		xmlFreeDoc(doc);
+	}
+	PG_END_TRY();
+	if (!matched)
+		ereport(NOTICE,
+				(errmsg("ConfirmBOD not settled: %s", why)));
+	PG_RETURN_BOOL(matched);
+}
+
+/*
+ * mfgsync_b2mml_convert
+ *		SQL: b2mml_convert(message text, dialect text) RETURNS text: a
+ *		message (XML or JSON) in the given dialect (xml, json-mesa,
+ *		json-edinn).
+ */
+Datum
+mfgsync_b2mml_convert(PG_FUNCTION_ARGS)
+{
+	char	   *dialect = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	B2mmlDialect d;
+	xmlDocPtr	doc;
+	char	   *volatile result = NULL;
+
+	if (strcmp(dialect, "xml") == 0)
+		d = B2MML_XML;
+	else if (strcmp(dialect, "json-mesa") == 0)
+		d = B2MML_JSON_MESA;
+	else if (strcmp(dialect, "json-edinn") == 0)
+		d = B2MML_JSON_EDINN;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid B2MML dialect \"%s\"", dialect),
+				 errhint("Valid dialects are: xml, json-mesa, json-edinn.")));
+	doc = parse_or_raise(PG_GETARG_TEXT_PP(0));
+	PG_TRY();
+	{
+		result = b2mml_doc_to_json(doc, d);
+	}
+	PG_FINALLY();
+	{
+		xmlFreeDoc(doc);
+	}
+	PG_END_TRY();
+	PG_RETURN_TEXT_P(cstring_to_text(result));
+}
+
+/*
+ * mfgsync_b2mml_targets
+ *		SQL: b2mml_targets(document text) RETURNS SETOF text, the targets a
+ *		mapping of that document may name (b2mml_map() checks against it).
+ */
+Datum
+mfgsync_b2mml_targets(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Document	doc;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (!parse_document(name, &doc))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid B2MML document \"%s\"", name),
+				 errhint("Valid documents are: ProductionSchedule, ProductionPerformance.")));
+	for (i = 0; i < lengthof(targets); i++)
+	{
+		Datum		v;
+		bool		isnull = false;
+
+		if (targets[i].doc != doc)
+			continue;
+		v = CStringGetTextDatum(targets[i].name);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
+	}
+	return (Datum) 0;
+}

@@ -62,6 +62,7 @@
 #define json_object pg_json_object
 #include "utils/builtins.h"
 #undef json_object
+#include "utils/acl.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -176,11 +177,7 @@ collect_xml_error(void *ctx, xmlErrorPtr error)
 	if (error == NULL || error->level < XML_ERR_ERROR ||
 		xml_first_error[0] != '\0' || error->message == NULL)
 		return;
-	if (error->line > 0)
-		snprintf(xml_first_error, sizeof(xml_first_error), "%s (line %d)",
-				 error->message, error->line);
-	else
-		strlcpy(xml_first_error, error->message, sizeof(xml_first_error));
+	strlcpy(xml_first_error, error->message, sizeof(xml_first_error));
 	/* libxml2 ends messages with a newline; a Description is one line */
 	len = strlen(xml_first_error);
 	while (len > 0 && isspace((unsigned char) xml_first_error[len - 1]))
@@ -188,6 +185,9 @@ collect_xml_error(void *ctx, xmlErrorPtr error)
 	for (char *p = xml_first_error; *p; p++)
 		if (*p == '\n')
 			*p = ' ';
+	if (error->line > 0)
+		snprintf(xml_first_error + len, sizeof(xml_first_error) - len,
+				 " (line %d)", error->line);
 }
 
 /* the kept error without the namespace braces libxml2 puts in names */
@@ -382,7 +382,13 @@ json_add_member(xmlNodePtr parent, const char *key, json_object *val,
 			{
 				size_t		n = json_object_array_length(val);
 
-				/* edinn writes empty elements as []: absent */
+				/*
+				 * edinn writes empty elements as []: absent, except a verb,
+				 * whose presence is what counts ("Get": [] is <Get/>)
+				 */
+				if (n == 0 && (strcmp(name, "Sync") == 0 || strcmp(name, "Cancel") == 0 ||
+							   strcmp(name, "Get") == 0 || strcmp(name, "Confirm") == 0))
+					xmlNewChild(parent, parent->ns, (const xmlChar *) name, NULL);
 				for (size_t i = 0; i < n; i++)
 				{
 					json_object *item = json_object_array_get_idx(val, i);
@@ -1258,7 +1264,7 @@ load_mapping(const char *element)
 	args[0] = CStringGetTextDatum(element);
 	rc = SPI_execute_with_args(
 							   "SELECT m.target::pg_catalog.oid, m.cancelled_column, c.key, c.value,"
-							   " c.key OPERATOR(pg_catalog.=) ANY (m.key_columns)"
+							   " c.key OPERATOR(pg_catalog.=) ANY (m.key_columns), m.owner::pg_catalog.oid"
 							   " FROM mfgsync.inbound_mapping m,"
 							   " pg_catalog.jsonb_each_text(m.columns) c"
 							   " WHERE m.element OPERATOR(pg_catalog.=) $1 ORDER BY c.key",
@@ -1300,36 +1306,35 @@ load_mapping(const char *element)
 	}
 	{
 		char	   *relname = get_rel_name(map->relid);
+		bool		isnull;
+		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc, 6, &isnull));
+		AclMode		needed = strcmp(element, "MaterialDefinition") == 0 ? ACL_SELECT :
+			(ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE);
 
 		if (relname == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
 					 errmsg("the target table of the %s mapping no longer exists", element),
 					 errhint("Declare the mapping again with mfgsync.map_inbound.")));
+		/* the mapping's owner still has the rights it had when declaring it */
+		if (pg_class_aclcheck(map->relid, owner, needed) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied: the owner of the %s mapping may no longer write %s",
+							element, relname)));
 		map->relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(map->relid)),
 												  relname);
 	}
 	return map;
 }
 
-/* says which element and column a conversion error belongs to */
-typedef struct InRowContext
-{
-	xmlNodePtr	elem;
-	InColumn   *col;
-} InRowContext;
-
-static void
-row_error_context(void *arg)
-{
-	InRowContext *rc = arg;
-
-	if (rc->col)
-		errcontext("%s, column %s from %s", node_path(rc->elem), rc->col->name,
-				   rc->col->path_text);
-	else
-		errcontext("%s", node_path(rc->elem));
-}
+/*
+ * The element (and column) being applied, named in the Description when
+ * applying fails
+ */
+static xmlNodePtr apply_elem = NULL;
+static InColumn *apply_col = NULL;
 
 /* numeric columns take edinn's decimal comma: "0,100" is 0.100 */
 static char *
@@ -1354,15 +1359,8 @@ row_values(InMapping *map, xmlNodePtr elem, bool keys_only,
 		   Datum *values, char *nulls, Oid *types)
 {
 	int			n = 0;
-	InRowContext rctx;
-	ErrorContextCallback cb;
 
-	rctx.elem = elem;
-	rctx.col = NULL;
-	cb.callback = row_error_context;
-	cb.arg = &rctx;
-	cb.previous = error_context_stack;
-	error_context_stack = &cb;
+	apply_elem = elem;
 
 	for (int i = 0; i < map->ncols; i++)
 	{
@@ -1371,13 +1369,13 @@ row_values(InMapping *map, xmlNodePtr elem, bool keys_only,
 
 		if (keys_only && !col->is_key)
 			continue;
-		rctx.col = col;
+		apply_col = col;
 		v = eval_path(elem, &col->path);
 		if (v == NULL && col->is_key)
 			ereport(ERROR,
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
-					 errmsg("missing ID: %s has no %s (key column %s of the %s mapping)",
-							node_path(elem), col->path_text, col->name, map->element)));
+					 errmsg("missing ID: %s has no %s, the key of the %s mapping",
+							elem->name, col->path_text, map->element)));
 		types[n] = col->typid;
 		nulls[n] = v ? ' ' : 'n';
 		values[n] = v ? OidInputFunctionCall(col->typinput,
@@ -1386,7 +1384,7 @@ row_values(InMapping *map, xmlNodePtr elem, bool keys_only,
 			: (Datum) 0;
 		n++;
 	}
-	error_context_stack = cb.previous;
+	apply_col = NULL;
 	return n;
 }
 
@@ -1615,9 +1613,11 @@ static void
 add_application_area(xmlNodePtr parent, InMessage *m)
 {
 	xmlNodePtr	aa = add_child(parent, "ApplicationArea", NULL);
-	xmlNodePtr	sender = add_child(aa, "Sender", NULL);
 
-	add_child(sender, "ComponentID", "mfgsync");
+	/* the same sender identity as mfgsync's outbound messages */
+	if (mfgsync_b2mml_component_id && mfgsync_b2mml_component_id[0])
+		add_child(add_child(aa, "Sender", NULL), "ComponentID",
+				  mfgsync_b2mml_component_id);
 	if (m->sender)
 	{
 		xmlNodePtr	receiver = add_child(aa, "Receiver", NULL);
@@ -1894,7 +1894,7 @@ free_message(void *arg)
 	m->doc = m->answer = NULL;
 }
 
-/* the answer as text in the message's syntax, UTF-8 */
+/* the answer as XML text, UTF-8 (what inbound_message keeps) */
 static char *
 serialize_answer(InMessage *m)
 {
@@ -1902,8 +1902,6 @@ serialize_answer(InMessage *m)
 	int			len;
 	char	   *result;
 
-	if (m->dialect != B2MML_XML)
-		return b2mml_doc_to_json(m->answer, m->dialect);
 	xmlDocDumpFormatMemoryEnc(m->answer, &buf, &len, "UTF-8", 1);
 	if (buf == NULL)
 		ereport(ERROR,
@@ -1912,6 +1910,21 @@ serialize_answer(InMessage *m)
 	result = pnstrdup((const char *) buf, len);
 	xmlFree(buf);
 	return result;
+}
+
+/* a kept XML answer in the syntax of the message it answers */
+static char *
+answer_in_dialect(InMessage *m, char *xml)
+{
+	if (m->dialect == B2MML_XML)
+		return xml;
+	if (m->answer == NULL)
+	{
+		m->answer = xmlReadMemory(xml, strlen(xml), NULL, "UTF-8", XML_PARSE_NONET);
+		if (m->answer == NULL)
+			elog(ERROR, "could not parse a kept B2MML answer");
+	}
+	return b2mml_doc_to_json(m->answer, m->dialect);
 }
 
 /* errors that say something about the message (and so reject it) */
@@ -1943,6 +1956,8 @@ apply_message(InMessage *m)
 	ResourceOwner oldowner = CurrentResourceOwner;
 	char	   *why = NULL;
 
+	apply_elem = NULL;
+	apply_col = NULL;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
@@ -1984,9 +1999,15 @@ apply_message(InMessage *m)
 		CurrentResourceOwner = oldowner;
 		if (!rejects_message(edata->sqlerrcode))
 			ReThrowError(edata);
-		why = edata->context ?
-			psprintf("%s (%s)", edata->message, edata->context) :
-			pstrdup(edata->message);
+		/* the error's own context is SQL text of ours: name the element */
+		if (apply_elem && apply_col)
+			why = psprintf("%s (at %s, column %s from %s)", edata->message,
+						   node_path(apply_elem), apply_col->name,
+						   apply_col->path_text);
+		else if (apply_elem)
+			why = psprintf("%s (at %s)", edata->message, node_path(apply_elem));
+		else
+			why = pstrdup(edata->message);
 		/* one line */
 		for (char *p = why; *p; p++)
 			if (*p == '\n')
@@ -2117,6 +2138,7 @@ mfgsync_receive_b2mml(PG_FUNCTION_ARGS)
 		record_message(m, m->root ? (const char *) m->root->name : NULL,
 					   accepted, why, answer);
 	}
+	answer = answer_in_dialect(m, answer);
 
 	/* SPI calls leave SPI's own context current: keep the answer in ours */
 	answer = MemoryContextStrdup(cxt, answer);

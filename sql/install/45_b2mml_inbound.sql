@@ -24,6 +24,32 @@ CREATE TABLE mfgsync.inbound_mapping (
 COMMENT ON TABLE mfgsync.inbound_mapping IS
     'Where receive_b2mml writes each B2MML element (managed by map_inbound)';
 
+/*
+ * A mapping is owned by whoever declared it, who must be allowed to do what
+ * receive_b2mml (SECURITY DEFINER) then does to the table on its behalf;
+ * receive_b2mml checks the owner's rights again at every message.
+ */
+CREATE FUNCTION mfgsync.inbound_mapping_owner()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    privileges text := CASE WHEN NEW.element = 'MaterialDefinition' THEN 'SELECT'
+                            ELSE 'SELECT, INSERT, UPDATE, DELETE' END;
+BEGIN
+    NEW.owner := current_user::regrole;
+    IF NOT has_table_privilege(current_user, NEW.target, privileges) THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('permission denied for table %s', NEW.target),
+            DETAIL = format('Mapping %s needs %s on it.', NEW.element, privileges);
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER inbound_mapping_owner BEFORE INSERT OR UPDATE ON mfgsync.inbound_mapping
+    FOR EACH ROW EXECUTE FUNCTION mfgsync.inbound_mapping_owner();
+
 CREATE TABLE mfgsync.inbound_message (
     id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     dedup_key    text,
@@ -50,7 +76,7 @@ CREATE FUNCTION mfgsync.map_inbound(element text, target regclass, columns jsonb
                                     key_columns text[] DEFAULT NULL,
                                     cancelled_column text DEFAULT NULL)
 RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -59,7 +85,6 @@ DECLARE
     att record;
     keys text[] := key_columns;
     id_column text;
-    privileges text;
 BEGIN
     IF element IS NULL OR element NOT IN ('ProductionResponse', 'SegmentResponse',
             'ProductionRequest', 'SegmentRequirement', 'MaterialDefinition') THEN
@@ -71,14 +96,6 @@ BEGIN
             WHERE c.oid = target AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}')) THEN
         RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
             MESSAGE = format('"%s" is not a table', target);
-    END IF;
-    -- the caller must be allowed to do what receive_b2mml will do for it
-    privileges := CASE WHEN element = 'MaterialDefinition' THEN 'SELECT'
-                       ELSE 'SELECT, INSERT, UPDATE, DELETE' END;
-    IF NOT has_table_privilege(session_user, target, privileges) THEN
-        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-            MESSAGE = format('permission denied for table %s', target),
-            DETAIL = format('Mapping %s needs %s on it.', element, privileges);
     END IF;
     IF columns IS NULL OR jsonb_typeof(columns) <> 'object' OR columns = '{}' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -170,7 +187,7 @@ BEGIN
 
     INSERT INTO mfgsync.inbound_mapping AS m
         (element, target, columns, key_columns, cancelled_column, owner)
-    VALUES (element, target, columns, keys, cancelled_column, session_user::regrole)
+    VALUES (element, target, columns, keys, cancelled_column, current_user::regrole)
     ON CONFLICT ON CONSTRAINT inbound_mapping_pkey DO UPDATE
        SET target = EXCLUDED.target, columns = EXCLUDED.columns,
            key_columns = EXCLUDED.key_columns,
@@ -183,7 +200,7 @@ COMMENT ON FUNCTION mfgsync.map_inbound(text, regclass, jsonb, text[], text) IS
 
 CREATE FUNCTION mfgsync.unmap_inbound(element text)
 RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -218,6 +235,8 @@ COMMENT ON VIEW mfgsync.inbound_messages IS
 
 GRANT SELECT ON mfgsync.inbound_mappings, mfgsync.inbound_messages TO mfgsync_monitor;
 GRANT SELECT ON mfgsync.inbound_message TO mfgsync_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON mfgsync.inbound_mapping TO mfgsync_admin;
+REVOKE ALL ON FUNCTION mfgsync.inbound_mapping_owner() FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.receive_b2mml(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION mfgsync.receive_b2mml(text) TO mfgsync_admin;
 REVOKE ALL ON FUNCTION mfgsync.map_inbound(text, regclass, jsonb, text[], text) FROM PUBLIC;

@@ -22,6 +22,7 @@
 #include "utils/guc.h"
 
 #include "mfgsync.h"
+#include "b2mml_in.h"
 
 /*
  * mfgsync.database: the database whose outbox the background workers
@@ -63,6 +64,26 @@ char	   *mfgsync_b2mml_component_id = NULL;
  * stops the scheduler; mfgsync.run_pull() still works.
  */
 int			mfgsync_max_pull_workers = 2;
+ * mfgsync.b2mml_schema: the XSD that inbound B2MML XML must validate
+ * against (mfgsync-b2mml-V0600.xsd next to MESA's V0600 files).  Empty:
+ * receive_b2mml checks what it reads itself but not element order or the
+ * rest of the schema.  Superuser only: the server reads the file.
+ */
+char	   *mfgsync_b2mml_schema = NULL;
+
+/*
+ * mfgsync.b2mml_dedup_key: what identifies an inbound message, so that a
+ * copy of it changes nothing.  BODID is MESA's unique message id; edinn
+ * sends none and puts a unique id in Sender/LogicalID instead.
+ */
+int			mfgsync_b2mml_dedup_key = MFG_B2MML_DEDUP_AUTO;
+
+static const struct config_enum_entry b2mml_dedup_key_options[] = {
+	{"auto", MFG_B2MML_DEDUP_AUTO, false},
+	{"bodid", MFG_B2MML_DEDUP_BODID, false},
+	{"logicalid", MFG_B2MML_DEDUP_LOGICALID, false},
+	{NULL, 0, false}
+};
 
 /*
  * check_database
@@ -155,6 +176,26 @@ mfgsync_guc_define(void)
 							   PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);
+
+	/* inbound B2MML (b2mml_in.c) */
+	DefineCustomStringVariable("mfgsync.b2mml_schema",
+							   "XSD file that inbound B2MML XML messages are validated against.",
+							   "Empty: no XSD validation, only mfgsync's own checks.",
+							   &mfgsync_b2mml_schema,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("mfgsync.b2mml_dedup_key",
+							 "ApplicationArea field that identifies an inbound B2MML message.",
+							 "auto: BODID when present, else Sender/LogicalID.",
+							 &mfgsync_b2mml_dedup_key,
+							 MFG_B2MML_DEDUP_AUTO,
+							 b2mml_dedup_key_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved(MFGSYNC_NAME);
 }

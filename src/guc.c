@@ -64,6 +64,8 @@ char	   *mfgsync_b2mml_component_id = NULL;
  * stops the scheduler; mfgsync.run_pull() still works.
  */
 int			mfgsync_max_pull_workers = 2;
+
+/*
  * mfgsync.b2mml_schema: the XSD that inbound B2MML XML must validate
  * against (mfgsync-b2mml-V0600.xsd next to MESA's V0600 files).  Empty:
  * receive_b2mml checks what it reads itself but not element order or the

@@ -738,6 +738,8 @@ DECLARE
     merged bigint;
     new_wm jsonb;
     pinned text := current_setting('search_path');
+    hashjoin text;
+    mergejoin text;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext('mfgsync pull'), job_id) THEN
         RAISE EXCEPTION USING ERRCODE = 'lock_not_available',
@@ -774,6 +776,19 @@ BEGIN
         EXECUTE format('SELECT to_jsonb(max(_mfgsync_wm)) FROM %s', tmp) INTO new_wm;
     END IF;
 
+    /*
+     * A small copy against a big target (an incremental run): probe the
+     * target's key index row by row.  Left to itself the planner hashes
+     * the whole target for each statement, which made an incremental run
+     * of 1% cost 10% of the full load (doc/pull.md, Benchmark).
+     */
+    IF rows_read * 10 < (SELECT greatest(c.reltuples, pg_relation_size(c.oid) / 8192 * 50)
+                           FROM pg_class c WHERE c.oid = job.target) THEN
+        hashjoin := current_setting('enable_hashjoin');
+        mergejoin := current_setting('enable_mergejoin');
+        PERFORM set_config('enable_hashjoin', 'off', true);
+        PERFORM set_config('enable_mergejoin', 'off', true);
+    END IF;
     EXECUTE format(p.new_sql, tmp) INTO rows_inserted;
     BEGIN
         EXECUTE format(p.merge_sql, tmp);
@@ -785,6 +800,10 @@ BEGIN
             HINT = format('The key columns (%s) must identify one source row.',
                           array_to_string(job.key_columns, ', '));
     END;
+    IF hashjoin IS NOT NULL THEN
+        PERFORM set_config('enable_hashjoin', hashjoin, true);
+        PERFORM set_config('enable_mergejoin', mergejoin, true);
+    END IF;
     rows_updated := merged - rows_inserted;
     rows_deleted := 0;
     IF is_full AND p.delete_sql IS NOT NULL THEN

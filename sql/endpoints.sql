@@ -80,7 +80,8 @@ SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/a#top')$
 -- formats
 SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'json')$$);
 SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', NULL)$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'b2mml')$$);
+-- format b2mml is accepted (sql/b2mml_render.sql tests it); its options apply to it only
+SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook', '{"dialect": "xml"}')$$);
 
 -- options
 SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook', NULL)$$);

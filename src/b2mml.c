@@ -1205,12 +1205,23 @@ payload_value(Jsonb *payload, const char *field, bool *numeric)
 	return NULL;
 }
 
+/* error context: which field's value was being read */
+static void
+field_context(void *arg)
+{
+	errcontext("B2MML field \"%s\"", (const char *) arg);
+}
+
 /* fill vals from the payload through the mapping; first value wins */
 static void
 fill_slots(const Mapping *m, Jsonb *payload, SlotValue *vals)
 {
+	ErrorContextCallback errcb;
 	int			i;
 
+	errcb.callback = field_context;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
 	memset(vals, 0, sizeof(SlotValue) * NSLOTS);
 	for (i = 0; i < m->npairs; i++)
 	{
@@ -1221,6 +1232,7 @@ fill_slots(const Mapping *m, Jsonb *payload, SlotValue *vals)
 
 		if (sv->text != NULL)
 			continue;
+		errcb.arg = (void *) m->pairs[i].field;
 		v = payload_value(payload, m->pairs[i].field, &numeric);
 		if (v == NULL || v[0] == '\0')
 			continue;
@@ -1236,6 +1248,7 @@ fill_slots(const Mapping *m, Jsonb *payload, SlotValue *vals)
 		else
 			sv->text = xml_text(sv->field, v);
 	}
+	error_context_stack = errcb.previous;
 }
 
 static xmlNodePtr
@@ -1508,8 +1521,7 @@ add_hook_nouns(xmlNodePtr data, const MfgB2mmlEndpoint *bep, const Mapping *m,
 	if (result == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("B2MML hook function %s returned null for event " INT64_FORMAT,
-						format_procedure(m->hook), ev->id)));
+				 errmsg("B2MML hook function %s returned null", format_procedure(m->hook))));
 	xml = xml_text("(hook)", text_to_cstring(result));
 
 	/* a fragment: the nouns, in the B2MML namespace unless they say another */
@@ -1523,8 +1535,7 @@ add_hook_nouns(xmlNodePtr data, const MfgB2mmlEndpoint *bep, const Mapping *m,
 			xmlFreeDoc(frag);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_XML_CONTENT),
-				 errmsg("B2MML hook function %s returned malformed XML for event " INT64_FORMAT,
-						format_procedure(m->hook), ev->id)));
+				 errmsg("B2MML hook function %s returned malformed XML", format_procedure(m->hook))));
 	}
 	PG_TRY();
 	{
@@ -1538,8 +1549,7 @@ add_hook_nouns(xmlNodePtr data, const MfgB2mmlEndpoint *bep, const Mapping *m,
 	if (nnouns == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_XML_CONTENT),
-				 errmsg("B2MML hook function %s returned no %s element for event " INT64_FORMAT,
-						format_procedure(m->hook), noun, ev->id)));
+				 errmsg("B2MML hook function %s returned no %s element", format_procedure(m->hook), noun)));
 	xmlReconciliateNs(data->doc, xmlDocGetRootElement(data->doc));
 }
 

@@ -75,6 +75,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "b2mml.h"
 #include "http.h"
 #include "mfgsync.h"
 #include "webhook.h"
@@ -95,7 +96,8 @@ typedef enum EventState
 	EV_INFLIGHT,
 	EV_DONE,					/* delivered */
 	EV_PARKED,					/* to mfgsync.retry */
-	EV_DEAD						/* to mfgsync.dead_letter */
+	EV_DEAD,					/* to mfgsync.dead_letter */
+	EV_REJECTED					/* a B2MML receiver's ConfirmBOD said Rejected */
 } EventState;
 
 typedef struct BatchEvent
@@ -110,6 +112,11 @@ typedef struct BatchEvent
 	TimestampTz next_attempt;	/* when parked */
 	int			last_status;
 	char	   *last_error;
+	const char *dead_reason;	/* EV_DEAD: "exhausted" or "unrenderable" */
+	char	   *body;			/* B2MML: the document, rendered at claim */
+	int			body_len;
+	char	   *description;	/* EV_REJECTED: the ConfirmBOD's Description */
+	char	   *note;			/* ... and Note */
 } BatchEvent;
 
 /* one failed attempt, written by "record" */
@@ -143,6 +150,8 @@ typedef struct Endpoint
 	int			retry_max_ms;
 	bool		follow_redirects;
 	MfgEnvelope envelope;
+	bool		is_b2mml;		/* format "b2mml" */
+	MfgB2mmlEndpoint *b2mml;	/* its settings and mappings */
 	char	   *source;
 	char	  **headers;
 	int			nheaders;
@@ -503,11 +512,12 @@ static const char *config_query =
 "       ARRAY(SELECT h.key || ': ' || h.value FROM jsonb_each_text(o->'headers') h), "
 "       s.secret, s.previous_secret, "
 SUBSCRIPTION_COLUMNS
+"       , e.format "
 "  FROM mfgsync.endpoint e "
 "  JOIN mfgsync.endpoint_state st ON st.endpoint_id = e.id "
 "  LEFT JOIN mfgsync.endpoint_secret s ON s.endpoint_id = e.id "
 "  CROSS JOIN LATERAL mfgsync.endpoint_options(e.format, e.options) AS o "
-" WHERE e.id % $1 = $2 AND e.format = 'webhook' "
+" WHERE e.id % $1 = $2 "
 " ORDER BY e.id";
 
 static void
@@ -607,6 +617,8 @@ load_config_in_xact(Endpoint *unused)
 				ep->nsecrets++;
 		}
 		set_subscriptions(ep, i, 26);
+		/* a B2MML endpoint's mappings are read below */
+		ep->is_b2mml = strcmp(getvalue(i, 29), "b2mml") == 0;
 		MemoryContextSwitchTo(oldcxt);
 		ep->maybe_more = true;
 		reload = lappend(reload, ep);
@@ -614,7 +626,12 @@ load_config_in_xact(Endpoint *unused)
 
 	/* replay() may have parked events (this replaces SPI_tuptable) */
 	foreach(lc, reload)
-		load_parked(lfirst(lc));
+	{
+		Endpoint   *ep = lfirst(lc);
+
+		ep->b2mml = ep->is_b2mml ? mfgsync_b2mml_load(ep->id, ep->cxt) : NULL;
+		load_parked(ep);
+	}
 	list_free(reload);
 }
 
@@ -811,6 +828,64 @@ claim_stream(Endpoint *ep)
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
+/*
+ * render_batch
+ *		A B2MML endpoint's documents are rendered while the claim's
+ *		transaction is open (mappings, hooks and date-time input need one),
+ *		each in a subtransaction: an event that cannot be rendered is
+ *		dead-lettered as "unrenderable" with the error, and the others go.
+ */
+static void
+render_one(Endpoint *ep, BatchEvent *e)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(ep->batchcxt);
+	PG_TRY();
+	{
+		e->body = mfgsync_b2mml_render_event(ep->b2mml, &e->ev, &e->body_len);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(ep->batchcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+
+		e->state = EV_DEAD;
+		e->dead_reason = "unrenderable";
+		e->last_error = MemoryContextStrdup(ep->batchcxt,
+											truncated_text(edata->message, strlen(edata->message)));
+		ep->dead++;
+		ereport(LOG,
+				(errmsg("mfgsync: endpoint \"%s\": event " INT64_FORMAT " cannot be rendered as B2MML: %s",
+						ep->name, e->ev.id, edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+static void
+render_batch(Endpoint *ep)
+{
+	int			i;
+
+	if (ep->b2mml == NULL)
+		return;
+	for (i = 0; i < ep->nbatch; i++)
+		if (ep->batch[i].state == EV_PENDING)
+			render_one(ep, &ep->batch[i]);
+}
+
 /* claim the next batch of the outbox, opening a window if needed */
 static void
 claim_in_xact(Endpoint *ep)
@@ -877,6 +952,7 @@ claim_in_xact(Endpoint *ep)
 
 	if (ep->condition != NULL)
 		claim_stream(ep);
+	render_batch(ep);
 	if (ep->nbatch == 0)
 	{
 		/* the window is walked: its high becomes our low */
@@ -939,6 +1015,7 @@ claim_retry_in_xact(Endpoint *ep)
 		}
 		add_event(ep, i, 1, true, NULL);
 	}
+	render_batch(ep);
 }
 
 /* ---------------------------------------------------------------------
@@ -959,6 +1036,7 @@ event_may_go(Endpoint *ep, BatchEvent *e, int *in_request, int nin_request)
 	{
 		case EV_DONE:
 		case EV_DEAD:
+		case EV_REJECTED:
 			return true;
 		case EV_PENDING:
 			/* in the same request, after it, is fine */
@@ -997,13 +1075,17 @@ start_request(Endpoint *ep, InFlight *fl, const char *url)
 	}
 	else
 	{
-		mfgsync_webhook_append(&req->body, ep->envelope,
-							   &ep->batch[fl->events[0]].ev, ep->source);
-		snprintf(msg_id, sizeof(msg_id), INT64_FORMAT,
-				 ep->batch[fl->events[0]].ev.id);
+		BatchEvent *e = &ep->batch[fl->events[0]];
+
+		if (ep->b2mml != NULL)
+			appendBinaryStringInfo(&req->body, e->body, e->body_len);
+		else
+			mfgsync_webhook_append(&req->body, ep->envelope, &e->ev, ep->source);
+		snprintf(msg_id, sizeof(msg_id), INT64_FORMAT, e->ev.id);
 	}
 
 	snprintf(line, sizeof(line), "Content-Type: %s",
+			 ep->b2mml != NULL ? mfgsync_b2mml_content_type(ep->b2mml) :
 			 mfgsync_webhook_content_type(ep->envelope));
 	req->headers = curl_slist_append(req->headers, line);
 	req->headers = curl_slist_append(req->headers, "Expect:");
@@ -1111,6 +1193,38 @@ note_failure(Endpoint *ep, BatchEvent *e, MfgHttpRequest *req, const char *error
 	ep->last_error_at = GetCurrentTimestamp();
 }
 
+/* a B2MML receiver rejected the events of fl: dead letters, with why */
+static void
+reject(Endpoint *ep, InFlight *fl, MfgHttpRequest *req, MfgB2mmlConfirm *c)
+{
+	char	   *t = psprintf("rejected by the receiver%s%s",
+								 c->description ? ": " : "",
+								 c->description ? c->description : "");
+	char	   *error = MemoryContextStrdup(ep->batchcxt, truncated_text(t, strlen(t)));
+	int			k;
+
+	ep->consecutive_failures = 0;
+	for (k = 0; k < fl->nevents; k++)
+	{
+		BatchEvent *e = &ep->batch[fl->events[k]];
+
+		e->state = EV_REJECTED;
+		e->attempts++;
+		e->last_status = (int) req->status;
+		e->last_error = error;
+		e->description = c->description;
+		e->note = c->note;
+		ep->dead++;
+		ereport(LOG,
+				(errmsg("mfgsync: endpoint \"%s\": event " INT64_FORMAT " %s",
+						ep->name, e->ev.id, error)));
+	}
+	ep->last_status = (int) req->status;
+	ep->last_error = MemoryContextStrdup(ep->cxt, error);
+	ep->last_error_at = GetCurrentTimestamp();
+	mfgsync_http_free(http, req);
+}
+
 /* a request finished: settle its events */
 static void
 complete(MfgHttpRequest *req)
@@ -1121,6 +1235,8 @@ complete(MfgHttpRequest *req)
 	bool		success = status >= 200 && status < 300;
 	bool		endpoint_wide;
 	char	   *error = NULL;
+	char	   *b2mml_error = NULL;
+	bool		rejected = false;
 	int			k;
 
 	ep->in_flight--;
@@ -1137,6 +1253,40 @@ complete(MfgHttpRequest *req)
 		return;
 	}
 
+	/*
+	 * B2MML: the reply's ConfirmBOD decides.  Rejected settles the events
+	 * (unless the endpoint retries rejections); a 2xx without a readable
+	 * ConfirmBOD fails when ConfirmationCode is Always.
+	 */
+	if (ep->b2mml != NULL && (success || status >= 400))
+	{
+		MfgB2mmlConfirm c;
+		MemoryContext oldcxt = MemoryContextSwitchTo(ep->batchcxt);
+
+		mfgsync_b2mml_read_reply(req->response.data, req->response.len, &c);
+		MemoryContextSwitchTo(oldcxt);
+		if (c.verdict == MFG_B2MML_REJECTED && !mfgsync_b2mml_retry_rejected(ep->b2mml))
+		{
+			reject(ep, fl, req, &c);
+			return;
+		}
+		if (c.verdict == MFG_B2MML_REJECTED)
+		{
+			rejected = true;
+			success = false;
+			b2mml_error = psprintf("rejected by the receiver%s%s",
+								   c.description ? ": " : "",
+								   c.description ? c.description : "");
+		}
+		else if (success && c.verdict == MFG_B2MML_NO_CONFIRM &&
+				 mfgsync_b2mml_confirm_required(ep->b2mml))
+		{
+			success = false;
+			b2mml_error = req->truncated ?
+				psprintf("%s; the reply was cut at max_response_bytes", c.error) : c.error;
+		}
+	}
+
 	if (success)
 	{
 		ep->consecutive_failures = 0;
@@ -1151,7 +1301,13 @@ complete(MfgHttpRequest *req)
 	}
 
 	/* what went wrong, in one line without secrets */
-	if (status == 0)
+	if (b2mml_error != NULL)
+	{
+		char	   *t = psprintf("HTTP %ld: %s", status, b2mml_error);
+
+		error = truncated_text(t, strlen(t));
+	}
+	else if (status == 0)
 		error = psprintf("%s", req->error);
 	else if (status >= 300 && status < 400)
 		error = psprintf("HTTP %ld: redirect%s%s not followed", status,
@@ -1193,8 +1349,8 @@ complete(MfgHttpRequest *req)
 	for (k = 0; k < fl->nevents; k++)
 	{
 		BatchEvent *e = &ep->batch[fl->events[k]];
-		int			limit = (status >= 300 && status < 500 && status != 408 &&
-							 status != 429) ? ep->client_error_attempts :
+		int			limit = rejected || (status >= 300 && status < 500 && status != 408 &&
+										 status != 429) ? ep->client_error_attempts :
 			ep->max_attempts;
 
 		if (status == 410)
@@ -1317,20 +1473,32 @@ record_in_xact(Endpoint *ep)
 					ep->next_retry_at = e->next_attempt;
 				break;
 			case EV_DEAD:
+			case EV_REJECTED:
 				args[2] = Int32GetDatum(e->attempts);
 				args[3] = Int32GetDatum(e->last_status);
 				nulls[3] = e->last_status ? ' ' : 'n';
 				args[4] = text_or_null(e->last_error, &nulls[4]);
+				args[5] = CStringGetTextDatum(e->state == EV_REJECTED ? "rejected" :
+											  e->dead_reason ? e->dead_reason : "exhausted");
+				args[6] = text_or_null(e->description, &nulls[6]);
 				{
-					Oid			dtypes[5] = {INT4OID, INT8OID, INT4OID, INT4OID, TEXTOID};
+					Oid			dtypes[8] = {INT4OID, INT8OID, INT4OID, INT4OID, TEXTOID,
+					TEXTOID, TEXTOID, TEXTOID};
+					Datum		dargs[8];
+					char		dnulls[8];
 
+					memcpy(dargs, args, sizeof(Datum) * 7);
+					memcpy(dnulls, nulls, 7);
+					dargs[7] = text_or_null(e->note, &dnulls[7]);
 					exec_args("INSERT INTO mfgsync.dead_letter (endpoint_id, event_id, "
-							  "attempts, last_status, last_error, reason) "
-							  "VALUES ($1, $2, $3, $4, $5, 'exhausted') "
+							  "attempts, last_status, last_error, reason, description, note) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
 							  "ON CONFLICT (endpoint_id, event_id) DO UPDATE "
 							  "SET attempts = EXCLUDED.attempts, last_status = EXCLUDED.last_status, "
-							  "    last_error = EXCLUDED.last_error, dead_at = now()",
-							  5, dtypes, args, nulls, SPI_OK_INSERT);
+							  "    last_error = EXCLUDED.last_error, reason = EXCLUDED.reason, "
+							  "    description = EXCLUDED.description, note = EXCLUDED.note, "
+							  "    dead_at = now()",
+							  8, dtypes, dargs, dnulls, SPI_OK_INSERT);
 				}
 				if (e->from_retry)
 				{

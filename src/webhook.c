@@ -32,6 +32,10 @@
 #include "common/base64.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/resowner.h"
 
@@ -201,4 +205,53 @@ mfgsync_webhook_signature(const MfgSecret *secrets, int nsecrets,
 	}
 	CurrentResourceOwner = save_owner;
 	return sig.data;
+}
+
+PG_FUNCTION_INFO_V1(mfgsync_webhook_render);
+
+/*
+ * mfgsync_webhook_render
+ *		SQL: webhook_render(event_id bigint) RETURNS text, the plain webhook
+ *		envelope of an event (a preview; the baseline of test/bench/b2mml.sh,
+ *		which reads the event the way b2mml_render does).
+ */
+Datum
+mfgsync_webhook_render(PG_FUNCTION_ARGS)
+{
+	int64		event_id = PG_GETARG_INT64(0);
+	Datum		args[1] = {Int64GetDatum(event_id)};
+	Oid			types[1] = {INT8OID};
+	MemoryContext callercxt = CurrentMemoryContext;
+	MfgEvent	ev;
+	StringInfoData buf;
+	int			rc;
+
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	rc = SPI_execute_with_args("SELECT o.message_type, o.action, o.key::text, o.data::text, "
+							   "       o.old_data::text, to_json(o.created_at)::text "
+							   "  FROM mfgsync.outbox o WHERE o.id = $1",
+							   1, types, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading the outbox failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("event " INT64_FORMAT " is not in the outbox", event_id)));
+	ev.id = event_id;
+	ev.message_type = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	ev.action = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	ev.key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	ev.data = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	ev.old_data = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+	ev.time = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
+	initStringInfo(&buf);
+	mfgsync_webhook_append(&buf, MFG_ENVELOPE_WEBHOOK, &ev, NULL);
+	MemoryContextSwitchTo(callercxt);
+	{
+		text	   *result = cstring_to_text_with_len(buf.data, buf.len);
+
+		SPI_finish();
+		PG_RETURN_TEXT_P(result);
+	}
 }

@@ -197,6 +197,44 @@ grep -q '"bad_signatures": 0' <<<"$summary" ||
 sql -x -c 'SELECT name, pending, delivered, failed, dead, last_success_at
              FROM mfgsync.endpoint_status'
 
+# --- B2MML: the same orders as ISA-95 documents, answered by ConfirmBOD -----
+"${as_user[@]}" /usr/bin/python3 "$MFGSYNC_SRC/test/receiver.py" --port 0 \
+    --port-file "$RECEIVER_DIR/b2mml.port" --log "$RECEIVER_DIR/b2mml.log" \
+    --b2mml accept >/dev/null 2>&1 </dev/null &
+B2MML_PID=$!
+for _ in $(seq 100); do [ -s "$RECEIVER_DIR/b2mml.port" ] && break; sleep 0.1; done
+[ -s "$RECEIVER_DIR/b2mml.port" ] || { echo "test/demo.sh: the B2MML receiver did not start" >&2; exit 1; }
+B2MML_URL="http://127.0.0.1:$(cat "$RECEIVER_DIR/b2mml.port")/mes/b2mml"
+echo
+echo "-- B2MML: endpoint 'mes-b2mml' -> $B2MML_URL (an MES that answers ConfirmBOD)"
+sql -e >/dev/null <<SQL
+SELECT mfgsync.create_endpoint('mes-b2mml', '$B2MML_URL', 'b2mml',
+       '{"component_id": "erp-lyon", "receiver_logical_id": "MES-LYON"}');
+SELECT mfgsync.subscribe('mes-b2mml', ARRAY['ProductionOrder']);
+SQL
+step 1 "ERP releases PO-2001; the MES gets it as SyncProductionSchedule" <<'SQL'
+INSERT INTO production_order VALUES
+    ('PO-2001', 'P-100', 'M-1', 250, 'pcs', '2026-11-24 06:00+01', '2026-11-24 10:00+01');
+SQL
+for _ in $(seq 300); do
+    [ "$(sql -At -c "SELECT delivered FROM mfgsync.endpoint_status WHERE name = 'mes-b2mml'" </dev/null)" = 1 ] && break
+    sleep 0.1
+done
+echo "   what the MES received, and the ConfirmBOD it answered:"
+/usr/bin/python3 - "$RECEIVER_DIR/b2mml.log" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    rec = json.loads(line)
+    for what in ("body", "reply"):
+        print("\n".join("   [MES %s] %s" % ("got " if what == "body" else "sent", l)
+                        for l in rec[what].splitlines()))
+PY
+sql -x -c "SELECT name, pending, delivered, failed, dead FROM mfgsync.endpoint_status
+            WHERE name = 'mes-b2mml'"
+[ "$(sql -At -c "SELECT delivered FROM mfgsync.endpoint_status WHERE name = 'mes-b2mml'" </dev/null)" = 1 ] ||
+    { echo "test/demo.sh: the B2MML order was not confirmed" >&2; exit 1; }
+kill "$B2MML_PID" 2>/dev/null; wait "$B2MML_PID" 2>/dev/null || true
+
 echo
 echo "-- mfgsync.tracked_tables"
 sql -x -c 'SELECT relation, message_type, key_columns, columns, truncate_event

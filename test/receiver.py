@@ -30,6 +30,17 @@ Serve:
   --reply-content-type T  its Content-Type (default text/plain)
   --location URL          add "Location: URL" to 3xx answers (with --status)
   --tls-cert F --tls-key F  serve https with this certificate and key
+  --b2mml MODE            answer as a B2MML receiver, status 200 with:
+                          accept: a ConfirmBOD Accepted; reject: a ConfirmBOD
+                          Rejected (BOD/Description and Note below); garbage:
+                          a body that is no ConfirmBOD; empty: no body; path:
+                          the request path's last segment picks one of these.
+                          The ConfirmBOD copies the request's ApplicationArea
+                          into OriginalApplicationArea and is JSON (MESA
+                          dialect) when the request was JSON.  The log
+                          line has it under "reply".
+  --b2mml-description T   the Rejected ConfirmBOD's BOD/Description
+  --b2mml-note T          ... and BOD/Note
 
 Summarise a log:
     python3 test/receiver.py --summary LOG
@@ -64,6 +75,7 @@ import ssl
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -91,6 +103,10 @@ def parse_args():
     p.add_argument("--location", default=None)
     p.add_argument("--tls-cert", default=None)
     p.add_argument("--tls-key", default=None)
+    p.add_argument("--b2mml", choices=["accept", "reject", "garbage", "empty",
+                                       "path"])
+    p.add_argument("--b2mml-description", default="rejected by the test receiver")
+    p.add_argument("--b2mml-note", default="see the receiver's log")
     return p.parse_args()
 
 
@@ -179,6 +195,76 @@ class State:
                     rec["body"][:200]), flush=True)
 
 
+B2MML_NS = "http://www.mesa.org/xml/B2MML-V0600"
+
+
+def original_area(body):
+    """The request's ApplicationArea as (sender logical id, bodid, created,
+    json?); empty strings when the request is neither XML nor JSON."""
+    text = body.decode("utf-8", errors="replace").lstrip()
+    if text.startswith("{"):
+        try:
+            doc = json.loads(text)
+            area = list(doc.values())[0]["ApplicationArea"]
+            sender = area.get("Sender", {})
+            return (sender.get("LogicalID", ""), area.get("BODID", ""),
+                    area.get("CreationDateTime", ""), True)
+        except (ValueError, KeyError, AttributeError, IndexError, TypeError):
+            return ("", "", "", True)
+    try:
+        root = ET.fromstring(body)
+        ns = {"b": B2MML_NS}
+        return (root.findtext("b:ApplicationArea/b:Sender/b:LogicalID", "", ns),
+                root.findtext("b:ApplicationArea/b:BODID", "", ns),
+                root.findtext("b:ApplicationArea/b:CreationDateTime", "", ns),
+                False)
+    except ET.ParseError:
+        return ("", "", "", False)
+
+
+def confirm_bod(body, accepted, description, note):
+    """A ConfirmBOD answering the request body (XML, or JSON like it)."""
+    lid, bodid, created, as_json = original_area(body)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    code = "Accepted" if accepted else "Rejected"
+    if as_json:
+        bod = {"OriginalApplicationArea": {"Sender": {"LogicalID": lid},
+                                           "CreationDateTime": created,
+                                           "BODID": bodid}}
+        if not accepted:
+            bod["Description"] = [description]
+            bod["Note"] = [note]
+        return json.dumps({"ConfirmBOD": {
+            "ApplicationArea": {"Sender": {"LogicalID": "MES-TEST"},
+                                "CreationDateTime": now},
+            "DataArea": {
+                "Confirm": {"OriginalApplicationArea": {
+                    "Sender": {"LogicalID": lid}, "CreationDateTime": created,
+                    "BODID": bodid},
+                    "ResponseCriteria": [
+                        {"ResponseExpression": {"@actionCode": code}}]},
+                "BOD": [bod]}}}).encode("utf-8"), "application/json"
+    e = ET.Element("ConfirmBOD", xmlns=B2MML_NS)
+    app = ET.SubElement(e, "ApplicationArea")
+    ET.SubElement(ET.SubElement(app, "Sender"), "LogicalID").text = "MES-TEST"
+    ET.SubElement(app, "CreationDateTime").text = now
+    data = ET.SubElement(e, "DataArea")
+    confirm = ET.SubElement(data, "Confirm")
+    orig = ET.SubElement(confirm, "OriginalApplicationArea")
+    ET.SubElement(ET.SubElement(orig, "Sender"), "LogicalID").text = lid
+    ET.SubElement(orig, "CreationDateTime").text = created
+    ET.SubElement(orig, "BODID").text = bodid
+    ET.SubElement(ET.SubElement(confirm, "ResponseCriteria"),
+                  "ResponseExpression", actionCode=code)
+    bod = ET.SubElement(data, "BOD")
+    if not accepted:
+        ET.SubElement(bod, "Description").text = description
+        ET.SubElement(bod, "Note").text = note
+    return (b'<?xml version="1.0" encoding="UTF-8"?>\n' +
+            ET.tostring(e, encoding="utf-8", short_empty_elements=True)
+            .split(b"?>", 1)[-1].lstrip(), "application/xml")
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"    # keep-alive unless "Connection: close"
     wbufsize = 65536                 # headers + body leave in one send()
@@ -240,12 +326,32 @@ class Handler(BaseHTTPRequestHandler):
             st.forever.wait()         # never answer; daemon thread dies at exit
         if a.delay_ms > 0:
             time.sleep(a.delay_ms / 1000.0)
+        if a.b2mml and status in (200, 204):
+            status = rec["status"] = 200
+            mode = a.b2mml
+            if mode == "path":
+                mode = self.path.rstrip("/").rsplit("/", 1)[-1]
+            rec["b2mml"] = mode
+            if mode in ("accept", "reject"):
+                self.b2mml_reply = confirm_bod(body, mode == "accept",
+                                               a.b2mml_description,
+                                               a.b2mml_note)
+            elif mode == "garbage":
+                self.b2mml_reply = (b"<html>thanks!</html", "text/html")
+            else:
+                self.b2mml_reply = (b"", None)
+            rec["reply"] = self.b2mml_reply[0].decode("utf-8")
         st.record(rec, sig_ok)
         self.answer(status)
 
+    b2mml_reply = None
+
     def answer(self, status):
         a = self.state.args
-        if a.reply_body is not None:
+        if self.b2mml_reply is not None:
+            payload, ctype = self.b2mml_reply
+            self.b2mml_reply = None
+        elif a.reply_body is not None:
             payload, ctype = a.reply_body.encode("utf-8"), a.reply_content_type
         elif status >= 300:
             try:

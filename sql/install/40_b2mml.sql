@@ -131,7 +131,7 @@ BEGIN
     INSERT INTO mfgsync.b2mml_mapping AS m (endpoint_id, message_type, document, mapping, hook,
                                             cancel_on_delete)
     VALUES (ep.id, message_type, document, mapping, hook, coalesce(cancel_on_delete, true))
-    ON CONFLICT (endpoint_id, message_type) DO UPDATE
+    ON CONFLICT ON CONSTRAINT b2mml_mapping_pkey DO UPDATE
        SET document = EXCLUDED.document, mapping = EXCLUDED.mapping, hook = EXCLUDED.hook,
            cancel_on_delete = EXCLUDED.cancel_on_delete, updated_at = now();
     PERFORM mfgsync.notify_senders();
@@ -176,7 +176,18 @@ AS 'MODULE_PATHNAME', 'mfgsync_b2mml_convert';
 COMMENT ON FUNCTION mfgsync.b2mml_convert(text, text) IS
     'A B2MML message (XML or JSON) in another dialect: xml, json-mesa or json-edinn';
 
+/* the webhook envelope of an event: a preview, and test/bench/b2mml.sh's baseline */
+CREATE FUNCTION mfgsync.webhook_render(event_id bigint)
+RETURNS text
+LANGUAGE C STRICT VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'mfgsync_webhook_render';
+COMMENT ON FUNCTION mfgsync.webhook_render(bigint) IS
+    'The plain webhook envelope of an event';
+
 GRANT SELECT ON mfgsync.b2mml_mappings TO mfgsync_monitor;
+REVOKE ALL ON FUNCTION mfgsync.webhook_render(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION mfgsync.webhook_render(bigint) TO mfgsync_admin;
 REVOKE ALL ON FUNCTION mfgsync.b2mml_map(text, text, text, jsonb, regprocedure, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.b2mml_render(bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.b2mml_confirm(text) FROM PUBLIC;

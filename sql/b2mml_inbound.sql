@@ -5,8 +5,9 @@
 --
 -- Answers carry their own CreationDateTime and BODID: "masked" blanks the
 -- first of each (the answer's own ApplicationArea) so that output is stable.
+-- Helpers are prefixed in_ (the regression database is shared by all tests).
 --
-CREATE FUNCTION masked(answer text) RETURNS text
+CREATE FUNCTION in_masked(answer text) RETURNS text
 LANGUAGE sql AS $$
     SELECT regexp_replace(regexp_replace(answer,
         '<CreationDateTime>[^<]*</CreationDateTime>', '<CreationDateTime>(now)</CreationDateTime>'),
@@ -14,7 +15,7 @@ LANGUAGE sql AS $$
 $$;
 
 -- status, Description and Note of an XML ConfirmBOD
-CREATE FUNCTION confirm(answer text, OUT status text, OUT description text, OUT note text)
+CREATE FUNCTION in_confirm(answer text, OUT status text, OUT description text, OUT note text)
 LANGUAGE sql AS $$
     SELECT (xpath('/b:ConfirmBOD/b:DataArea/b:Confirm/b:ResponseCriteria/b:ResponseExpression/@actionCode', x, ns))[1]::text,
            (xpath('/b:ConfirmBOD/b:DataArea/b:BOD/b:Description/text()', x, ns))[1]::text,
@@ -23,7 +24,7 @@ LANGUAGE sql AS $$
                    ARRAY[ARRAY['b', 'http://www.mesa.org/xml/B2MML-V0600']] AS ns) s
 $$;
 
-CREATE FUNCTION try(command text) RETURNS text
+CREATE FUNCTION in_try(command text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
     state text; msg text; detail text; hint text;
@@ -40,7 +41,7 @@ END
 $$;
 
 -- a SyncProductionPerformance around one ProductionResponse
-CREATE FUNCTION perf(bodid text, response text, action text DEFAULT 'Add',
+CREATE FUNCTION in_perf(bodid text, response text, action text DEFAULT 'Add',
                      verb text DEFAULT 'Sync') RETURNS text
 LANGUAGE sql AS $$
     SELECT format($x$<?xml version="1.0" encoding="UTF-8"?>
@@ -133,25 +134,25 @@ SELECT mfgsync.map_inbound('MaterialDefinition', 'in_material',
       "weight_uom": "MaterialDefinitionProperty[ID=NetWeight]/Value/UnitOfMeasure"}');
 SELECT element, target, key_columns, cancelled_column FROM mfgsync.inbound_mappings ORDER BY 1;
 
-SELECT try($$SELECT mfgsync.map_inbound('OperationsResponse', 'in_response', '{"response_id": "ID"}')$$);
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'mfgsync.events', '{"id": "ID"}')$$);
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '[]')$$);
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{}')$$);
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": 1}')$$);
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"nope": "ID"}')$$);
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID/"}')$$);
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID[ID]"}')$$);
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "@x/ID"}')$$);
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID; DROP TABLE x"}')$$);
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"state": "ResponseState"}')$$);
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID", "state": "ResponseState"}', '{state}')$$);
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}', '{}')$$);
-SELECT try($$SELECT mfgsync.map_inbound('SegmentRequirement', 'in_order_op', '{"op_id": "ID"}')$$);
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}', cancelled_column => 'state')$$);
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID", "cancelled": "ID"}', cancelled_column => 'cancelled')$$);
-SELECT try($$SELECT mfgsync.map_inbound('MaterialDefinition', 'in_material', '{"code": "ID", "name": "Location"}')$$);
-SELECT try($$SELECT mfgsync.map_inbound('MaterialDefinition', 'in_material', '{"code": "Description"}')$$);
-SELECT try($$SELECT mfgsync.unmap_inbound('SegmentResponse ')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('OperationsResponse', 'in_response', '{"response_id": "ID"}')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'mfgsync.events', '{"id": "ID"}')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '[]')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{}')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": 1}')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"nope": "ID"}')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID/"}')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID[ID]"}')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "@x/ID"}')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID; DROP TABLE x"}')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"state": "ResponseState"}')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID", "state": "ResponseState"}', '{state}')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}', '{}')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('SegmentRequirement', 'in_order_op', '{"op_id": "ID"}')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}', cancelled_column => 'state')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID", "cancelled": "ID"}', cancelled_column => 'cancelled')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('MaterialDefinition', 'in_material', '{"code": "ID", "name": "Location"}')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('MaterialDefinition', 'in_material', '{"code": "Description"}')$$);
+SELECT in_try($$SELECT mfgsync.unmap_inbound('SegmentResponse ')$$);
 -- a rejected declaration changed nothing
 SELECT element, columns->>'response_id' AS response_id FROM mfgsync.inbound_mappings
  WHERE element = 'ProductionResponse';
@@ -159,7 +160,7 @@ SELECT element, columns->>'response_id' AS response_id FROM mfgsync.inbound_mapp
 --
 -- SyncProductionPerformance (XML): applied, answered, replay changes nothing
 --
-SELECT masked(mfgsync.receive_b2mml(perf('bodid-1', $x$
+SELECT in_masked(mfgsync.receive_b2mml(in_perf('bodid-1', $x$
   <ProductionResponse>
     <ID>RESP-1</ID><ProductionRequestID>WO-1</ProductionRequestID>
     <StartTime>2024-05-06T10:02:00+02:00</StartTime>
@@ -181,13 +182,13 @@ SELECT * FROM in_segment ORDER BY segment_id;
 SELECT action, key, data->>'state' AS state FROM take_events();
 -- the replay gets the very same answer (same BODID) and changes nothing
 SELECT a = (SELECT answer FROM mfgsync.inbound_message WHERE dedup_key = 'BODID:bodid-1') AS same_answer
-  FROM mfgsync.receive_b2mml(perf('bodid-1', '<ProductionResponse><ID>RESP-1</ID><ResponseState>Aborted</ResponseState></ProductionResponse>')) a;
+  FROM mfgsync.receive_b2mml(in_perf('bodid-1', '<ProductionResponse><ID>RESP-1</ID><ResponseState>Aborted</ResponseState></ProductionResponse>')) a;
 SELECT state FROM in_response;
 SELECT count(*) AS events FROM take_events();
 SELECT count(*) FROM mfgsync.inbound_message WHERE dedup_key = 'BODID:bodid-1';
 
 -- Change: only what differs is written; an unchanged row emits no event
-SELECT * FROM confirm(mfgsync.receive_b2mml(perf('bodid-2', $x$
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('bodid-2', $x$
   <ProductionResponse><ID>RESP-1</ID><ProductionRequestID>WO-1</ProductionRequestID>
     <StartTime>2024-05-06T08:02:00Z</StartTime>
     <SegmentResponse><ID>OP20</ID><ProcessSegmentID>PAINT &amp; DRY</ProcessSegmentID></SegmentResponse>
@@ -197,30 +198,30 @@ SELECT action, key, data->>'state' AS state, old_data->>'state' AS old_state FRO
 SELECT segment_id, operation, state FROM in_segment ORDER BY segment_id;
 
 -- Cancel: the response is marked, its listed segment response deleted
-SELECT * FROM confirm(mfgsync.receive_b2mml(perf('bodid-3',
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('bodid-3',
     '<ProductionResponse><ID>RESP-1</ID><SegmentResponse><ID>OP10</ID></SegmentResponse></ProductionResponse>',
     verb => 'Cancel')));
 SELECT response_id, cancelled FROM in_response;
 SELECT segment_id FROM in_segment ORDER BY segment_id;
 -- Sync Delete does the same; a row that is not there is counted unchanged
-SELECT * FROM confirm(mfgsync.receive_b2mml(perf('bodid-4',
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('bodid-4',
     '<ProductionResponse><ID>RESP-1</ID><SegmentResponse><ID>OP20</ID></SegmentResponse><SegmentResponse><ID>OP99</ID></SegmentResponse></ProductionResponse>',
     'Delete')));
 SELECT count(*) AS segments FROM in_segment;
 -- a later Sync brings the cancelled response back
-SELECT * FROM confirm(mfgsync.receive_b2mml(perf('bodid-5',
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('bodid-5',
     '<ProductionResponse><ID>RESP-1</ID><ResponseState>Completed</ResponseState></ProductionResponse>')));
 SELECT response_id, order_code, state, cancelled FROM in_response;
 
 -- all or nothing: a bad value in the second segment leaves the first unwritten
-SELECT * FROM confirm(mfgsync.receive_b2mml(perf('bodid-6', $x$
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('bodid-6', $x$
   <ProductionResponse><ID>RESP-2</ID>
     <SegmentResponse><ID>A</ID></SegmentResponse>
     <SegmentResponse><ID>B</ID><ProductionData><ID>ScrapCount</ID><Value><ValueString>many</ValueString></Value></ProductionData></SegmentResponse>
   </ProductionResponse>$x$)));
 SELECT count(*) AS rows FROM in_response WHERE response_id = 'RESP-2';
 -- a rejected message does not take its key: fixed, it is applied
-SELECT * FROM confirm(mfgsync.receive_b2mml(perf('bodid-6', $x$
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('bodid-6', $x$
   <ProductionResponse><ID>RESP-2</ID>
     <SegmentResponse><ID>A</ID></SegmentResponse>
     <SegmentResponse><ID>B</ID><ProductionData><ID>ScrapCount</ID><Value><ValueString>3</ValueString></Value></ProductionData></SegmentResponse>
@@ -229,7 +230,7 @@ SELECT segment_id, scrap FROM in_segment WHERE response_id = 'RESP-2' ORDER BY 1
 SELECT status, description IS NOT NULL AS has_description FROM mfgsync.inbound_messages
  WHERE dedup_key = 'BODID:bodid-6' ORDER BY id;
 -- a missing key rejects the whole message
-SELECT * FROM confirm(mfgsync.receive_b2mml(perf('bodid-7',
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('bodid-7',
     '<ProductionResponse><ID>RESP-3</ID><SegmentResponse><ProcessSegmentID>X</ProcessSegmentID></SegmentResponse></ProductionResponse>')));
 SELECT count(*) AS rows FROM in_response WHERE response_id = 'RESP-3';
 -- a trigger's error is a rejection too
@@ -237,7 +238,7 @@ CREATE FUNCTION in_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'order % is closed', NEW.order_code; END $$;
 CREATE TRIGGER in_refuse BEFORE INSERT ON in_response FOR EACH ROW
     WHEN (NEW.order_code = 'CLOSED') EXECUTE FUNCTION in_refuse();
-SELECT * FROM confirm(mfgsync.receive_b2mml(perf('bodid-8',
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('bodid-8',
     '<ProductionResponse><ID>RESP-4</ID><ProductionRequestID>CLOSED</ProductionRequestID></ProductionResponse>')));
 DROP TRIGGER in_refuse ON in_response;
 SELECT count(*) AS events FROM take_events();
@@ -245,7 +246,7 @@ SELECT count(*) AS events FROM take_events();
 --
 -- SyncProductionSchedule: orders and their operations
 --
-SELECT * FROM confirm(mfgsync.receive_b2mml($x$<SyncProductionSchedule xmlns="http://www.mesa.org/xml/B2MML-V0600" releaseID="B2MML-V0600">
+SELECT * FROM in_confirm(mfgsync.receive_b2mml($x$<SyncProductionSchedule xmlns="http://www.mesa.org/xml/B2MML-V0600" releaseID="B2MML-V0600">
   <ApplicationArea><Sender><LogicalID>ERP</LogicalID></Sender>
     <CreationDateTime>2024-05-06T06:00:00.1234567+02:00</CreationDateTime><BODID>sched-1</BODID></ApplicationArea>
   <DataArea><Sync/>
@@ -270,7 +271,7 @@ SELECT * FROM in_order_op ORDER BY op_id;
 INSERT INTO in_material VALUES
     ('BRKT-7', 'Bracket <7> & "co"', 'EA', 0.245, 'KGM', 'FINISHED-GOODS'),
     ('COIL', NULL, 'KGM', NULL, NULL, NULL);
-SELECT masked(mfgsync.receive_b2mml($x$<GetMaterialInformation xmlns="http://www.mesa.org/xml/B2MML-V0600" releaseID="B2MML-V0600">
+SELECT in_masked(mfgsync.receive_b2mml($x$<GetMaterialInformation xmlns="http://www.mesa.org/xml/B2MML-V0600" releaseID="B2MML-V0600">
   <ApplicationArea><Sender><LogicalID>MES</LogicalID></Sender>
     <CreationDateTime>2024-05-06T07:59:00Z</CreationDateTime><BODID>get-1</BODID></ApplicationArea>
   <DataArea><Get/><MaterialInformation>
@@ -284,7 +285,7 @@ SELECT jsonb_path_query(mfgsync.receive_b2mml($j${"GetMaterialInformation": {
     '$.ShowMaterialInformation.DataArea.MaterialInformation') AS material_information;
 -- a Get is not deduplicated: it keeps no key
 SELECT count(*) FROM mfgsync.inbound_message WHERE message_type = 'GetMaterialInformation' AND dedup_key IS NOT NULL;
-SELECT * FROM confirm(mfgsync.receive_b2mml($x$<GetMaterialInformation xmlns="http://www.mesa.org/xml/B2MML-V0600" releaseID="B2MML-V0600">
+SELECT * FROM in_confirm(mfgsync.receive_b2mml($x$<GetMaterialInformation xmlns="http://www.mesa.org/xml/B2MML-V0600" releaseID="B2MML-V0600">
   <ApplicationArea><CreationDateTime>2024-05-06T07:59:00Z</CreationDateTime><BODID>get-2</BODID></ApplicationArea>
   <DataArea><Get/><MaterialInformation><MaterialLot><ID>L1</ID></MaterialLot></MaterialInformation></DataArea></GetMaterialInformation>$x$));
 
@@ -321,43 +322,43 @@ SELECT (mfgsync.receive_b2mml($j${"SyncProductionPerformance": {"@releaseID": "B
 --
 -- rejections: each says what is wrong
 --
-SELECT * FROM confirm(mfgsync.receive_b2mml('<SyncProductionPerformance xmlns="http://www.mesa.org/xml/B2MML-V0600"><ApplicationArea></SyncProductionPerformance>'));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml('<SyncProductionPerformance xmlns="http://www.mesa.org/xml/B2MML-V0600"><ApplicationArea></SyncProductionPerformance>'));
 SELECT mfgsync.receive_b2mml('{"SyncProductionPerformance": {"ApplicationArea": }')::jsonb
     #> '{ConfirmBOD,DataArea,BOD}' AS json_not_well_formed;
-SELECT * FROM confirm(mfgsync.receive_b2mml('SyncProductionPerformance'));
-SELECT * FROM confirm(mfgsync.receive_b2mml('   '));
-SELECT * FROM confirm(mfgsync.receive_b2mml('<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><ConfirmBOD>&e;</ConfirmBOD>'));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('ns-1', ''), 'B2MML-V0600"', 'B2MML"')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('ns-2', ''), ' xmlns="http://www.mesa.org/xml/B2MML-V0600"', '')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('ns-3', '<ProductionResponse><ID xmlns="urn:other">R</ID></ProductionResponse>'), 'x', 'x')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('noun-1', ''), 'ProductionPerformance', 'OperationsPerformance')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('noun-2', ''), 'SyncProductionPerformance', 'ShowProductionPerformance')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(replace(perf('x', ''), '<BODID>x</BODID>', ''), '<LogicalID>MES-PLANT-A</LogicalID>', '')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(replace(perf('x', ''), '<BODID>x</BODID>', '<BODID/>'), '<LogicalID>MES-PLANT-A</LogicalID>', '<LogicalID> </LogicalID>')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml('SyncProductionPerformance'));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml('   '));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml('<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><ConfirmBOD>&e;</ConfirmBOD>'));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('ns-1', ''), 'B2MML-V0600"', 'B2MML"')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('ns-2', ''), ' xmlns="http://www.mesa.org/xml/B2MML-V0600"', '')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('ns-3', '<ProductionResponse><ID xmlns="urn:other">R</ID></ProductionResponse>'), 'x', 'x')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('noun-1', ''), 'ProductionPerformance', 'OperationsPerformance')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('noun-2', ''), 'SyncProductionPerformance', 'ShowProductionPerformance')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(replace(in_perf('x', ''), '<BODID>x</BODID>', ''), '<LogicalID>MES-PLANT-A</LogicalID>', '')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(replace(in_perf('x', ''), '<BODID>x</BODID>', '<BODID/>'), '<LogicalID>MES-PLANT-A</LogicalID>', '<LogicalID> </LogicalID>')));
 -- without a BODID, Sender/LogicalID is the key (edinn's unique message id)
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(replace(perf('x', '<ProductionResponse><ID>RESP-N</ID></ProductionResponse>'), '<BODID>x</BODID>', ''), 'MES-PLANT-A', 'MSG-N1')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(replace(in_perf('x', '<ProductionResponse><ID>RESP-N</ID></ProductionResponse>'), '<BODID>x</BODID>', ''), 'MES-PLANT-A', 'MSG-N1')));
 SELECT dedup_key FROM mfgsync.inbound_messages WHERE dedup_key LIKE '%MSG-N1';
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('dt-1', ''), '2024-05-06T14:05:12Z', '2024-05-06')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('dt-2', ''), '2024-05-06T14:05:12Z', '2024-05-06 14:05:12')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('dt-3', ''), '2024-05-06T14:05:12Z', '2024-05-06T14:05:12+0200')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('dt-4', ''), '2024-05-06T14:05:12Z', '2023-02-29T10:00:00Z')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(perf('dt-5', '<ProductionResponse><ID>R</ID><StartTime></StartTime></ProductionResponse>')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(perf('ac-1', '', 'Bogus')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(perf('ac-2', '', 'add')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('ac-3', ''), '</ActionCriteria>', '</ActionCriteria><ActionCriteria><ActionExpression actionCode="Delete"/></ActionCriteria>')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('rel-1', ''), ' releaseID="B2MML-V0600"', '')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('cc-1', ''), '>Always<', '>always<')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(perf('q-1', '<ProductionResponse><ID>R</ID><SegmentResponse><ID>S</ID><MaterialActual><Quantity>5</Quantity></MaterialActual></SegmentResponse></ProductionResponse>')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(perf('st-1', '<ProductionResponse><ID>R</ID><ResponseState>Started</ResponseState></ProductionResponse>')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('verb-1', ''), '<Sync>', '<Get/><Sync>')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('nn-1', '<ProductionResponse/>'), '<ProductionPerformance>', '<ProductionSchedule/><ProductionPerformance>')));
-SELECT * FROM confirm(mfgsync.receive_b2mml('<ConfirmBOD xmlns="http://www.mesa.org/xml/B2MML-V0600" releaseID="B2MML-V0600"><ApplicationArea><CreationDateTime>2024-05-06T14:20:01Z</CreationDateTime><BODID>c-1</BODID></ApplicationArea><DataArea><Confirm/><BOD/></DataArea></ConfirmBOD>'));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('dt-1', ''), '2024-05-06T14:05:12Z', '2024-05-06')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('dt-2', ''), '2024-05-06T14:05:12Z', '2024-05-06 14:05:12')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('dt-3', ''), '2024-05-06T14:05:12Z', '2024-05-06T14:05:12+0200')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('dt-4', ''), '2024-05-06T14:05:12Z', '2023-02-29T10:00:00Z')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('dt-5', '<ProductionResponse><ID>R</ID><StartTime></StartTime></ProductionResponse>')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('ac-1', '', 'Bogus')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('ac-2', '', 'add')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('ac-3', ''), '</ActionCriteria>', '</ActionCriteria><ActionCriteria><ActionExpression actionCode="Delete"/></ActionCriteria>')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('rel-1', ''), ' releaseID="B2MML-V0600"', '')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('cc-1', ''), '>Always<', '>always<')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('q-1', '<ProductionResponse><ID>R</ID><SegmentResponse><ID>S</ID><MaterialActual><Quantity>5</Quantity></MaterialActual></SegmentResponse></ProductionResponse>')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('st-1', '<ProductionResponse><ID>R</ID><ResponseState>Started</ResponseState></ProductionResponse>')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('verb-1', ''), '<Sync>', '<Get/><Sync>')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('nn-1', '<ProductionResponse/>'), '<ProductionPerformance>', '<ProductionSchedule/><ProductionPerformance>')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml('<ConfirmBOD xmlns="http://www.mesa.org/xml/B2MML-V0600" releaseID="B2MML-V0600"><ApplicationArea><CreationDateTime>2024-05-06T14:20:01Z</CreationDateTime><BODID>c-1</BODID></ApplicationArea><DataArea><Confirm/><BOD/></DataArea></ConfirmBOD>'));
 -- a ConfirmBOD for a message this database never sent
-SELECT status, description LIKE 'unknown original message: %' AS unknown_original FROM confirm(mfgsync.receive_b2mml(
+SELECT status, description LIKE 'unknown original message: %' AS unknown_original FROM in_confirm(mfgsync.receive_b2mml(
     '<ConfirmBOD xmlns="http://www.mesa.org/xml/B2MML-V0600"><ApplicationArea><CreationDateTime>2024-05-06T14:20:01Z</CreationDateTime><BODID>c-2</BODID></ApplicationArea><DataArea><Confirm><OriginalApplicationArea><CreationDateTime>2024-05-06T14:20:00Z</CreationDateTime><BODID>9a3c51e0-2b7d-4e55-a0c4-5d8e1f7b3c02</BODID></OriginalApplicationArea><ResponseCriteria><ResponseExpression actionCode="Accepted"/></ResponseCriteria></Confirm><BOD/></DataArea></ConfirmBOD>'));
 -- no mapping for an element the message carries
 SELECT mfgsync.unmap_inbound('SegmentRequirement');
-SELECT * FROM confirm(mfgsync.receive_b2mml($x$<SyncProductionSchedule xmlns="http://www.mesa.org/xml/B2MML-V0600" releaseID="B2MML-V0600">
+SELECT * FROM in_confirm(mfgsync.receive_b2mml($x$<SyncProductionSchedule xmlns="http://www.mesa.org/xml/B2MML-V0600" releaseID="B2MML-V0600">
   <ApplicationArea><CreationDateTime>2024-05-06T06:00:00Z</CreationDateTime><BODID>sched-2</BODID></ApplicationArea>
   <DataArea><Sync/><ProductionSchedule><ProductionRequest><ID>WO-8</ID><SegmentRequirement><ID>WO-8-10</ID></SegmentRequirement></ProductionRequest></ProductionSchedule></DataArea></SyncProductionSchedule>$x$));
 SELECT count(*) FROM in_order WHERE order_code = 'WO-8';
@@ -372,39 +373,39 @@ SELECT mfgsync.receive_b2mml('{"SyncProductionPerformance": {"ApplicationArea": 
 SELECT set_config('mfgsync.b2mml_schema',
     regexp_replace(current_setting('data_directory'), '/tmp_check_regress/data$', '')
     || '/test/b2mml/xsd/mfgsync-b2mml-V0600.xsd', false) IS NOT NULL AS schema_set;
-SELECT * FROM confirm(mfgsync.receive_b2mml(perf('xsd-1', '<ProductionResponse><ResponseState>Completed</ResponseState><ID>R</ID></ProductionResponse>')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(perf('xsd-2', '<ProductionResponse><ID>RESP-X</ID><StartTime>2024-05-06T10:00:00Z</StartTime></ProductionResponse>')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('xsd-1', '<ProductionResponse><ResponseState>Completed</ResponseState><ID>R</ID></ProductionResponse>')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('xsd-2', '<ProductionResponse><ID>RESP-X</ID><StartTime>2024-05-06T10:00:00Z</StartTime></ProductionResponse>')));
 SET mfgsync.b2mml_schema = '/nonexistent/b2mml.xsd';
-SELECT try($$SELECT mfgsync.receive_b2mml(perf('xsd-3', ''))$$);
+SELECT in_try($$SELECT mfgsync.receive_b2mml(in_perf('xsd-3', ''))$$);
 RESET mfgsync.b2mml_schema;
 
 -- dedup on Sender/LogicalID (edinn): the BODID is then ignored
 SET mfgsync.b2mml_dedup_key = 'logicalid';
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('lid-1', '<ProductionResponse><ID>RESP-L</ID></ProductionResponse>'), 'MES-PLANT-A', 'MSG-0001')));
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('lid-2', '<ProductionResponse><ID>RESP-L</ID><ResponseState>Aborted</ResponseState></ProductionResponse>'), 'MES-PLANT-A', 'MSG-0001')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('lid-1', '<ProductionResponse><ID>RESP-L</ID></ProductionResponse>'), 'MES-PLANT-A', 'MSG-0001')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('lid-2', '<ProductionResponse><ID>RESP-L</ID><ResponseState>Aborted</ResponseState></ProductionResponse>'), 'MES-PLANT-A', 'MSG-0001')));
 SELECT state FROM in_response WHERE response_id = 'RESP-L';
 SELECT count(*) FROM mfgsync.inbound_messages WHERE dedup_key = 'LogicalID:MSG-0001';
 SET mfgsync.b2mml_dedup_key = 'bodid';
-SELECT * FROM confirm(mfgsync.receive_b2mml(replace(perf('x', ''), '<BODID>x</BODID>', '')));
+SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('x', ''), '<BODID>x</BODID>', '')));
 RESET mfgsync.b2mml_dedup_key;
-SELECT try($$SET mfgsync.b2mml_dedup_key = 'sender'$$);
+SELECT in_try($$SET mfgsync.b2mml_dedup_key = 'sender'$$);
 
 -- who may call it: admins, and roles they grant it to
 CREATE ROLE in_gateway;
 SET ROLE in_gateway;
-SELECT try($$SELECT mfgsync.receive_b2mml('x')$$);
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}')$$);
+SELECT in_try($$SELECT mfgsync.receive_b2mml('x')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}')$$);
 RESET ROLE;
 GRANT USAGE ON SCHEMA mfgsync TO in_gateway;
 GRANT EXECUTE ON FUNCTION mfgsync.receive_b2mml(text) TO in_gateway;
 SET ROLE in_gateway;
-SELECT status FROM confirm(mfgsync.receive_b2mml(perf('gw-1', '<ProductionResponse><ID>RESP-G</ID></ProductionResponse>')));
+SELECT status FROM in_confirm(mfgsync.receive_b2mml(in_perf('gw-1', '<ProductionResponse><ID>RESP-G</ID></ProductionResponse>')));
 RESET ROLE;
 SELECT response_id FROM in_response WHERE response_id = 'RESP-G';
 -- an admin may only map tables it may write
 CREATE ROLE in_admin IN ROLE mfgsync_admin;
 SET ROLE in_admin;
-SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}')$$);
+SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}')$$);
 RESET ROLE;
 REVOKE EXECUTE ON FUNCTION mfgsync.receive_b2mml(text) FROM in_gateway;
 REVOKE USAGE ON SCHEMA mfgsync FROM in_gateway;
@@ -415,3 +416,4 @@ SELECT mfgsync.untrack('in_response');
 DROP TABLE in_response, in_segment, in_order, in_order_op, in_material;
 DROP FUNCTION in_refuse();
 DELETE FROM mfgsync.inbound_mapping;
+DROP FUNCTION in_masked(text), in_confirm(text), in_try(text), in_perf(text, text, text, text);

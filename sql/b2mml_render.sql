@@ -5,7 +5,7 @@
 CREATE EXTENSION IF NOT EXISTS mfgsync;
 SET client_min_messages = warning;
 
-CREATE TABLE production_order (
+CREATE TABLE b2_order (
     order_code   text PRIMARY KEY,
     product_code text NOT NULL,
     machine_code text,
@@ -14,15 +14,15 @@ CREATE TABLE production_order (
     "start"      timestamptz,
     "end"        timestamptz
 );
-CREATE TABLE booking (
+CREATE TABLE b2_booking (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     order_code   text NOT NULL,
     event        text NOT NULL,
     machine_code text NOT NULL,
     booked_at    timestamptz NOT NULL
 );
-SELECT mfgsync.track('production_order', 'B2Order');
-SELECT mfgsync.track('booking', 'B2Booking');
+SELECT mfgsync.track('b2_order', 'B2Order');
+SELECT mfgsync.track('b2_booking', 'B2Booking');
 
 -- endpoints stay paused: the senders must not deliver during the test
 SELECT mfgsync.create_endpoint('b2-xml', 'http://127.0.0.1:9/b2mml', 'b2mml',
@@ -47,7 +47,7 @@ $$ UPDATE mfgsync.outbox SET created_at = '2026-11-23 07:00:00.25+01'
 -- 1. SyncProductionSchedule: Add with every canonical field, time zones
 --    (session in India, +05:30) and characters XML escapes
 SET TIME ZONE 'Asia/Kolkata';
-INSERT INTO production_order VALUES
+INSERT INTO b2_order VALUES
     ('PO-1 <&> "q" ''a''', 'Größe µ-10 ✓', 'M-1', 500, 'pcs', '2026-11-23 06:00', '2026-11-23 14:30:00.5+01');
 RESET TIME ZONE;
 SELECT pin_times(), max(id) AS id FROM mfgsync.events \gset
@@ -55,33 +55,33 @@ SELECT mfgsync.b2mml_render(:id, 'b2-xml') \g (format=unaligned tuples_only=on) 
 \! sh test/b2mml_validate.sh results/b2mml_doc.xml
 
 -- 2. Change (actionCode Change) and Delete (actionCode Delete, from old_data)
-UPDATE production_order SET machine_code = 'M-2', quantity = 0.5 WHERE order_code LIKE 'PO-1%';
+UPDATE b2_order SET machine_code = 'M-2', quantity = 0.5 WHERE order_code LIKE 'PO-1%';
 SELECT pin_times(), max(id) AS id FROM mfgsync.events \gset
 SELECT mfgsync.b2mml_render(:id, 'b2-xml') \g (format=unaligned tuples_only=on) results/b2mml_doc.xml
 \! sh test/b2mml_validate.sh results/b2mml_doc.xml
-DELETE FROM production_order WHERE order_code LIKE 'PO-1%';
+DELETE FROM b2_order WHERE order_code LIKE 'PO-1%';
 SELECT pin_times(), max(id) AS id FROM mfgsync.events \gset
 SELECT mfgsync.b2mml_render(:id, 'b2-xml') \g (format=unaligned tuples_only=on) results/b2mml_doc.xml
 \! sh test/b2mml_validate.sh results/b2mml_doc.xml
 
 -- 3. NULL fields: elements left out, never empty
-INSERT INTO production_order (order_code, product_code) VALUES ('PO-2', 'P-2');
+INSERT INTO b2_order (order_code, product_code) VALUES ('PO-2', 'P-2');
 SELECT pin_times(), max(id) AS id FROM mfgsync.events \gset
 SELECT mfgsync.b2mml_render(:id, 'b2-xml') \g (format=unaligned tuples_only=on) results/b2mml_doc.xml
 \! sh test/b2mml_validate.sh results/b2mml_doc.xml
 
 -- 4. SyncProductionPerformance from bookings (START, END), Cancel on delete
-INSERT INTO booking (order_code, event, machine_code, booked_at)
+INSERT INTO b2_booking (order_code, event, machine_code, booked_at)
 VALUES ('PO-2', 'START', 'M-1', '2026-11-23 06:04:00-05');
 SELECT pin_times(), max(id) AS id FROM mfgsync.events \gset
 SELECT mfgsync.b2mml_render(:id, 'b2-xml') \g (format=unaligned tuples_only=on) results/b2mml_doc.xml
 \! sh test/b2mml_validate.sh results/b2mml_doc.xml
-INSERT INTO booking (order_code, event, machine_code, booked_at)
+INSERT INTO b2_booking (order_code, event, machine_code, booked_at)
 VALUES ('PO-2', 'END', 'M-1', '2026-11-23 13:41:00+01');
 SELECT pin_times(), max(id) AS id FROM mfgsync.events \gset
 SELECT mfgsync.b2mml_render(:id, 'b2-xml') \g (format=unaligned tuples_only=on) results/b2mml_doc.xml
 \! sh test/b2mml_validate.sh results/b2mml_doc.xml
-DELETE FROM booking WHERE event = 'END';
+DELETE FROM b2_booking WHERE event = 'END';
 SELECT pin_times(), max(id) AS id FROM mfgsync.events \gset
 SELECT mfgsync.b2mml_render(:id, 'b2-xml') \g (format=unaligned tuples_only=on) results/b2mml_doc.xml
 \! sh test/b2mml_validate.sh results/b2mml_doc.xml
@@ -219,6 +219,6 @@ SELECT mfgsync.b2mml_confirm('<ConfirmBOD xmlns="http://www.mesa.org/xml/B2MML-V
 SELECT mfgsync.b2mml_confirm('<SyncProductionSchedule/>');
 
 SELECT mfgsync.drop_endpoint(e) FROM unnest(ARRAY['b2-xml', 'b2-mesa', 'b2-edinn', 'hook-web']) e;
-SELECT mfgsync.untrack(t) FROM unnest(ARRAY['production_order', 'booking', 'work_order', 'odd']::regclass[]) t;
-DROP TABLE production_order, booking, work_order, operation, odd;
+SELECT mfgsync.untrack(t) FROM unnest(ARRAY['b2_order', 'b2_booking', 'work_order', 'odd']::regclass[]) t;
+DROP TABLE b2_order, b2_booking, work_order, operation, odd;
 DROP FUNCTION pin_times(), masked(text), wo_document(mfgsync.events), wrong_hook(mfgsync.events);

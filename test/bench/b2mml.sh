@@ -63,13 +63,14 @@ for what in baseline xml json-mesa json-edinn; do
     best[$what]=$(sql -c "SELECT min(seconds(\$q\$$q\$q\$)) FROM generate_series(1, $ROUNDS)")
     bytes=$(sql -c "$q")
     printf '  %-10s %9.0f documents/s  (%.2f s, %d bytes per document)\n' "$what" \
-        "$(echo "$EVENTS / ${best[$what]}" | bc -l)" "${best[$what]}" "$((bytes / EVENTS))"
+        "$(awk -v n="$EVENTS" -v s="${best[$what]}" 'BEGIN { print n / s }')" \
+        "${best[$what]}" "$((bytes / EVENTS))"
 done
 for what in xml json-mesa json-edinn; do
-    ratio=$(echo "${best[$what]} / ${best[baseline]}" | bc -l)
+    ratio=$(awk -v a="${best[$what]}" -v b="${best[baseline]}" 'BEGIN { print a / b }')
     printf '  %-10s costs %.2fx the webhook envelope' "$what" "$ratio"
     if [ "$what" = xml ]; then
-        if (( $(echo "$ratio <= 3" | bc -l) )); then echo "  (target <= 3x: met)"; else echo "  (target <= 3x: NOT met)"; fi
+        if awk -v r="$ratio" 'BEGIN { exit !(r <= 3) }'; then echo "  (target <= 3x: met)"; else echo "  (target <= 3x: NOT met)"; fi
     else
         echo
     fi

@@ -5,24 +5,18 @@
 # masked: BODID's database tag, endpoint and event ids) and validates it with
 # xmllint --schema against the wrapper schema mfgsync-b2mml-V0600.xsd.  The
 # last line is "valid" or "INVALID" with xmllint's errors, so an invalid
-# document fails the regression test.  The schema is $MFGSYNC_B2MML_XSD, else
-# ../shared/b2mml/ next to the source tree (/work/shared/b2mml/ when the tree
-# is a copy elsewhere, as test/check.sh makes).
+# document fails the regression test.  The schema is the copy of MESA's in
+# test/b2mml/xsd/ (or $MFGSYNC_B2MML_XSD).
 f=$1
-xsd=
+xsd=${MFGSYNC_B2MML_XSD:-$(dirname "$0")/b2mml/xsd/mfgsync-b2mml-V0600.xsd}
 if [ ! -s "$f" ]; then
     echo "INVALID: no document"
     exit 0
 fi
-for c in "${MFGSYNC_B2MML_XSD:-}" \
-         "$(dirname "$0")/../../shared/b2mml/mfgsync-b2mml-V0600.xsd" \
-         /work/shared/b2mml/mfgsync-b2mml-V0600.xsd; do
-    if [ -n "$c" ] && [ -f "$c" ]; then xsd=$c; break; fi
-done
 sed -e 's/<BODID>[0-9a-f]\{8\}-\([0-9a-f]\{4\}-\)\{3\}[0-9a-f]\{12\}<\/BODID>/<BODID>(uuid)<\/BODID>/' \
     -e 's/mfgsync-[0-9]*-[0-9]*</mfgsync-(endpoint)-(event)</' "$f"
-if [ -z "$xsd" ]; then
-    echo "INVALID: schema mfgsync-b2mml-V0600.xsd not found (set MFGSYNC_B2MML_XSD)"
+if [ ! -f "$xsd" ]; then
+    echo "INVALID: schema mfgsync-b2mml-V0600.xsd not found at $xsd"
     exit 0
 fi
 if out=$(xmllint --noout --schema "$xsd" "$f" 2>&1); then

@@ -73,9 +73,7 @@ like($acc->{headers}{'content-type'}, qr{^application/xml}, 'sent as application
 	binmode $fh, ':utf8';
 	print $fh $acc->{body};
 	close $fh;
-	my $xsd = $ENV{MFGSYNC_B2MML_XSD};
-	($xsd) = grep { -f } ("$FindBin::RealBin/../../../shared/b2mml/mfgsync-b2mml-V0600.xsd",
-		'/work/shared/b2mml/mfgsync-b2mml-V0600.xsd') unless $xsd;
+	my $xsd = "$FindBin::RealBin/../b2mml/xsd/mfgsync-b2mml-V0600.xsd";
 	my ($stdout, $stderr);
 	my $valid = IPC::Run::run([ 'xmllint', '--noout', '--schema', $xsd, $file ],
 		'>', \$stdout, '2>', \$stderr);

@@ -18,8 +18,10 @@
 #ifndef MFGSYNC_B2MML_H
 #define MFGSYNC_B2MML_H
 
+#include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
+#include <libxml/xmlschemas.h>
 
 #include "webhook.h"
 
@@ -87,6 +89,7 @@ extern xmlNodePtr mfgsync_b2mml_next(xmlNodePtr node, const char *name);
 extern char *mfgsync_b2mml_text(xmlNodePtr node);
 extern char *mfgsync_b2mml_child_text(xmlNodePtr parent, const char *name);
 extern char *mfgsync_b2mml_attr(xmlNodePtr node, const char *name);
+extern char *mfgsync_b2mml_path(xmlNodePtr node);
 extern xmlNodePtr mfgsync_b2mml_add(xmlNodePtr parent, const char *name,
 									const char *text);
 

@@ -1,17 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * b2mml_in.c
- *		  Inbound B2MML: mfgsync.receive_b2mml and the lenient reader
+ *		  Inbound B2MML: mfgsync.receive_b2mml
  *
  * receive_b2mml(message) takes one B2MML V0600 message, as XML or as JSON
  * in MESA's or edinn's dialect, and answers it in the same syntax:
  *
- *	 1. read: XML is parsed by libxml2 (no network, no DTD); JSON is turned
- *		into the same libxml2 tree the XML would give (b2mml_read_json), so
- *		everything after this step sees one kind of document;
- *	 2. check: root element, namespace, releaseID, ApplicationArea, verb,
- *		action codes, date-times, quantities, enumerations; XML also against
- *		the XSD named by mfgsync.b2mml_schema when it is set.  The first
+ *	 1. read (mfgsync_b2mml_read, b2mml_read.c): XML is parsed by libxml2
+ *		(no network, no DTD); JSON is turned into the same libxml2 tree the
+ *		XML would give (b2mml_json.c), so everything after this step sees
+ *		one kind of document;
+ *	 2. check: root element, releaseID, ApplicationArea, verb and action
+ *		codes here; namespace, date-times, quantities, enumerations and the
+ *		XSD named by mfgsync.b2mml_schema in b2mml_check.c.  The first
  *		failure becomes the Description of a Rejected ConfirmBOD;
  *	 3. deduplicate: the key (BODID or Sender/LogicalID, mfgsync.
  *		b2mml_dedup_key) is locked for the transaction and looked up in
@@ -31,7 +32,7 @@
  * Rejections are recorded but do not take the key: a sender may fix a
  * rejected message and send it again under the same key.
  *
- * libxml2 and json-c allocate with malloc.  The trees a call owns hang off
+ * libxml2 allocates with malloc.  The trees a call owns hang off
  * an InMessage whose memory context frees them on reset, so an error
  * anywhere releases them (STYLE.md, 9).
  *
@@ -45,10 +46,6 @@
 #include "postgres.h"
 
 #include <ctype.h>
-
-#include <libxml/tree.h>
-#include <libxml/xmlerror.h>
-#include <libxml/xmlschemas.h>
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -107,35 +104,6 @@ static const InMessageType in_types[] = {
 	{"ConfirmBOD", IN_CONFIRM, "Confirm", "BOD", NULL, NULL},
 };
 
-/* elements of type xs:dateTime in the messages above */
-static const char *const datetime_elements[] = {
-	"CreationDateTime", "PublishedDate", "StartTime", "EndTime",
-	"ActualStartTime", "ActualEndTime", "EarliestStartTime",
-	"LatestEndTime", "EffectiveDateTime", NULL
-};
-
-/* enumerations the reader checks (XSD validation checks all of them) */
-typedef struct InEnum
-{
-	const char *element;
-	const char *parent_suffix;	/* parent's name ends so, or NULL: any */
-	const char *values[12];
-} InEnum;
-
-static const InEnum in_enums[] = {
-	{"ConfirmationCode", NULL, {"Always", "Never", "OnError", NULL}},
-	{"SegmentState", "Response",
-	{"Ready", "Running", "Completed", "Aborted", "Holding", "Paused", "Other", NULL}},
-	{"ResponseState", NULL,
-	{"Ready", "Running", "Completed", "Aborted", "Holding", "Paused", "Other", NULL}},
-	{"SegmentState", "Requirement", {"Forecast", "Released", "Other", NULL}},
-	{"RequestState", NULL, {"Forecast", "Released", "Other", NULL}},
-	{"MaterialUse", NULL,
-	{"Consumed", "Produced", "Consumable", "Replaced Assetn",
-	"Replacement Asset", "Sample", "Resurned Sample", "Carrier",
-	"Returned Carrier", "Other", NULL}},
-};
-
 /* one call's state; the context that holds it frees the trees */
 typedef struct InMessage
 {
@@ -152,267 +120,11 @@ typedef struct InMessage
 	StringInfoData note;		/* what was applied */
 } InMessage;
 
-/* ----------------------------------------------------------------
- * Tree helpers
- * ----------------------------------------------------------------
- */
-
-/*
- * "/SyncProductionPerformance/DataArea/ProductionPerformance/..." for
- * messages, with [n] where an element has siblings of its name
- */
-static char *
-node_path(xmlNodePtr node)
-{
-	char	   *path = pstrdup("");
-
-	for (; node && node->type == XML_ELEMENT_NODE; node = node->parent)
-	{
-		int			pos = 0;
-		int			count = 0;
-
-		for (xmlNodePtr c = node->parent ? node->parent->children : node; c; c = c->next)
-			if (mfgsync_b2mml_is_element(c, (const char *) node->name))
-			{
-				count++;
-				if (c == node)
-					pos = count;
-			}
-		if (count > 1)
-			path = psprintf("/%s[%d]%s", node->name, pos, path);
-		else
-			path = psprintf("/%s%s", node->name, path);
-	}
-	return path;
-}
-
 
 /* ----------------------------------------------------------------
- * Checks
+ * Checks (the element-level ones are in b2mml_check.c)
  * ----------------------------------------------------------------
  */
-
-static bool
-digits(const char *s, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (!isdigit((unsigned char) s[i]))
-			return false;
-	return true;
-}
-
-static int
-num(const char *s, int n)
-{
-	int			v = 0;
-
-	for (int i = 0; i < n; i++)
-		v = v * 10 + (s[i] - '0');
-	return v;
-}
-
-/*
- * Is s an xs:dateTime: [-]YYYY-MM-DDThh:mm:ss[.f+][Z|(+|-)hh:mm]?  A value
- * without a time zone is valid (edinn sends local time).
- */
-static bool
-valid_datetime(const char *s)
-{
-	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	int			ylen = 0;
-	int			year,
-				month,
-				day,
-				hour,
-				minute,
-				second;
-
-	if (*s == '-')
-		s++;
-	while (isdigit((unsigned char) s[ylen]))
-		ylen++;
-	if (ylen < 4 || (ylen > 4 && s[0] == '0'))
-		return false;
-	year = ylen > 9 ? 1 : num(s, ylen);
-	s += ylen;
-	if (s[0] != '-' || !digits(s + 1, 2) || s[3] != '-' || !digits(s + 4, 2) ||
-		s[6] != 'T' || !digits(s + 7, 2) || s[9] != ':' || !digits(s + 10, 2) ||
-		s[12] != ':' || !digits(s + 13, 2))
-		return false;
-	month = num(s + 1, 2);
-	day = num(s + 4, 2);
-	hour = num(s + 7, 2);
-	minute = num(s + 10, 2);
-	second = num(s + 13, 2);
-	if (month < 1 || month > 12 || day < 1 || day > mdays[month - 1])
-		return false;
-	if (month == 2 && day == 29 &&
-		!((year % 4 == 0 && year % 100 != 0) || year % 400 == 0))
-		return false;
-	if (minute > 59 || second > 59 || hour > 24)
-		return false;
-	s += 15;
-	if (*s == '.')
-	{
-		if (!isdigit((unsigned char) s[1]))
-			return false;
-		s++;
-		while (isdigit((unsigned char) *s))
-			s++;
-	}
-	if (hour == 24 && (minute != 0 || second != 0))
-		return false;
-	if (*s == '\0')
-		return true;
-	if (s[0] == 'Z')
-		return s[1] == '\0';
-	if ((s[0] == '+' || s[0] == '-') && digits(s + 1, 2) && s[3] == ':' &&
-		digits(s + 4, 2) && s[6] == '\0')
-	{
-		int			th = num(s + 1, 2);
-		int			tm = num(s + 4, 2);
-
-		return tm <= 59 && (th < 14 || (th == 14 && tm == 0));
-	}
-	return false;
-}
-
-static bool
-ends_with(const char *s, const char *suffix)
-{
-	size_t		a = strlen(s);
-	size_t		b = strlen(suffix);
-
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-/* the first problem in node's subtree, or NULL */
-static char *
-check_tree(xmlNodePtr node, bool xml)
-{
-	const char *name = (const char *) node->name;
-
-	if (xml && (node->ns == NULL || strcmp((const char *) node->ns->href, MFGSYNC_B2MML_NS) != 0))
-		return psprintf("wrong namespace: element %s is in %s%s%s, not in \"%s\"",
-						node_path(node),
-						node->ns ? "namespace \"" : "no namespace",
-						node->ns ? (const char *) node->ns->href : "",
-						node->ns ? "\"" : "", MFGSYNC_B2MML_NS);
-
-	for (int i = 0; datetime_elements[i]; i++)
-		if (strcmp(name, datetime_elements[i]) == 0)
-		{
-			char	   *v = mfgsync_b2mml_text(node);
-
-			if (v == NULL || !valid_datetime(v))
-				return psprintf("bad date-time: %s is \"%s\", not an xs:dateTime such as 2024-05-06T08:00:00Z",
-								node_path(node), v ? v : "");
-		}
-
-	if (strcmp(name, "Quantity") == 0 && mfgsync_b2mml_child(node, "QuantityString") == NULL)
-		return psprintf("invalid quantity: %s has no QuantityString", node_path(node));
-	if (strcmp(name, "Value") == 0 && mfgsync_b2mml_child(node, "ValueString") == NULL)
-		return psprintf("invalid value: %s has no ValueString", node_path(node));
-
-	for (int i = 0; i < lengthof(in_enums); i++)
-	{
-		const InEnum *e = &in_enums[i];
-		char	   *v;
-		bool		found = false;
-		StringInfoData allowed;
-
-		if (strcmp(name, e->element) != 0 ||
-			(e->parent_suffix && !(node->parent &&
-								   ends_with((const char *) node->parent->name,
-											 e->parent_suffix))))
-			continue;
-		v = mfgsync_b2mml_text(node);
-		for (int j = 0; e->values[j]; j++)
-			if (v && strcmp(v, e->values[j]) == 0)
-				found = true;
-		if (found)
-			break;
-		initStringInfo(&allowed);
-		for (int j = 0; e->values[j]; j++)
-			appendStringInfo(&allowed, "%s%s", j ? ", " : "", e->values[j]);
-		return psprintf("invalid code: %s is \"%s\"; allowed: %s (case matters; other codes go in OtherValue with Other)",
-						node_path(node), v ? v : "", allowed.data);
-	}
-
-	for (xmlNodePtr c = node->children; c; c = c->next)
-	{
-		char	   *why;
-
-		if (c->type != XML_ELEMENT_NODE)
-			continue;
-		why = check_tree(c, xml);
-		if (why)
-			return why;
-	}
-	return NULL;
-}
-
-/* XSD validation of XML messages against mfgsync.b2mml_schema */
-static xmlSchemaPtr schema = NULL;
-static char *schema_path = NULL;	/* in TopMemoryContext */
-
-static char *
-check_schema(xmlDocPtr doc)
-{
-	xmlSchemaValidCtxtPtr vctxt;
-	int			rc;
-
-	if (mfgsync_b2mml_schema == NULL || mfgsync_b2mml_schema[0] == '\0')
-		return NULL;
-
-	if (schema == NULL || strcmp(schema_path, mfgsync_b2mml_schema) != 0)
-	{
-		xmlSchemaParserCtxtPtr pctxt;
-		xmlExternalEntityLoader saved_loader = xmlGetExternalEntityLoader();
-
-		if (schema)
-			xmlSchemaFree(schema);
-		schema = NULL;
-		if (schema_path)
-			pfree(schema_path);
-		schema_path = MemoryContextStrdup(TopMemoryContext, mfgsync_b2mml_schema);
-
-		/*
-		 * The schema includes its parts from files next to it.  PostgreSQL's
-		 * XML functions install a loader that refuses all external files, so
-		 * use libxml2's local-files-only loader while parsing.
-		 */
-		mfgsync_b2mml_xml_error_reset();
-		xmlSetExternalEntityLoader(xmlNoNetExternalEntityLoader);
-		pctxt = xmlSchemaNewParserCtxt(schema_path);
-		if (pctxt)
-		{
-			xmlSchemaSetParserStructuredErrors(pctxt, mfgsync_b2mml_xml_error_handler, NULL);
-			schema = xmlSchemaParse(pctxt);
-			xmlSchemaFreeParserCtxt(pctxt);
-		}
-		xmlSetExternalEntityLoader(saved_loader);
-		if (schema == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONFIG_FILE_ERROR),
-					 errmsg("could not load the B2MML schema \"%s\"", schema_path),
-					 errdetail("%s", mfgsync_b2mml_xml_error_text()),
-					 errhint("Set mfgsync.b2mml_schema to the path of mfgsync-b2mml-V0600.xsd, or to an empty string.")));
-	}
-
-	mfgsync_b2mml_xml_error_reset();
-	vctxt = xmlSchemaNewValidCtxt(schema);
-	if (vctxt == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	xmlSchemaSetValidStructuredErrors(vctxt, mfgsync_b2mml_xml_error_handler, NULL);
-	rc = xmlSchemaValidateDoc(vctxt, doc);
-	xmlSchemaFreeValidCtxt(vctxt);
-	if (rc != 0)
-		return psprintf("not valid B2MML V0600: %s", mfgsync_b2mml_xml_error_text());
-	return NULL;
-}
 
 /* the Sync verb's action code: Add (default), Change or Delete */
 static char *
@@ -431,16 +143,16 @@ check_action(InMessage *m, xmlNodePtr verb)
 								 ae == mfgsync_b2mml_child(ac, "ActionExpression"));
 
 			if (code == NULL)
-				return psprintf("unknown action code: %s has no actionCode", node_path(ae));
+				return psprintf("unknown action code: %s has no actionCode", mfgsync_b2mml_path(ae));
 			if (strcmp(code, "Add") != 0 && strcmp(code, "Change") != 0 &&
 				strcmp(code, "Delete") != 0)
 				return psprintf("unknown action code: \"%s\" in %s; Sync takes Add, Change or Delete",
-								code, node_path(ae));
+								code, mfgsync_b2mml_path(ae));
 			if (first)
 				m->action = code;
 			else if (strcmp(code, m->action) != 0)
 				return psprintf("unknown action code: %s says \"%s\" but an earlier ActionExpression says \"%s\"; one message takes one action",
-								node_path(ae), code, m->action);
+								mfgsync_b2mml_path(ae), code, m->action);
 		}
 	return NULL;
 }
@@ -491,7 +203,7 @@ check_message(InMessage *m)
 		return psprintf("missing releaseID: the root element %s must have a releaseID attribute",
 						rootname);
 
-	why = check_tree(root, xml);
+	why = mfgsync_b2mml_check_tree(root, xml);
 	if (why)
 		return why;
 
@@ -538,7 +250,7 @@ check_message(InMessage *m)
 		return why;
 
 	if (xml)
-		return check_schema(m->doc);
+		return mfgsync_b2mml_check_schema(m->doc);
 	return NULL;
 }
 
@@ -1347,7 +1059,7 @@ answer_get_material(InMessage *m)
 			if (id == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_NOT_NULL_VIOLATION),
-						 errmsg("missing ID: %s has no ID", node_path(c))));
+						 errmsg("missing ID: %s has no ID", mfgsync_b2mml_path(c))));
 			if (strcmp(id, "*") == 0)
 			{
 				if (map->select_all == NULL)
@@ -1418,24 +1130,6 @@ free_message(void *arg)
 	m->doc = m->answer = NULL;
 }
 
-/* the answer as XML text, UTF-8 (what inbound_message keeps) */
-static char *
-serialize_answer(InMessage *m)
-{
-	xmlChar    *buf;
-	int			len;
-	char	   *result;
-
-	xmlDocDumpFormatMemoryEnc(m->answer, &buf, &len, "UTF-8", 1);
-	if (buf == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	result = pnstrdup((const char *) buf, len);
-	xmlFree(buf);
-	return result;
-}
-
 /* a kept XML answer in the syntax of the message it answers */
 static char *
 answer_in_dialect(InMessage *m, char *xml)
@@ -1444,9 +1138,12 @@ answer_in_dialect(InMessage *m, char *xml)
 		return xml;
 	if (m->answer == NULL)
 	{
-		m->answer = xmlReadMemory(xml, strlen(xml), NULL, "UTF-8", XML_PARSE_NONET);
+		B2mmlDialect kept;
+		char	   *why = NULL;
+
+		m->answer = mfgsync_b2mml_read(xml, strlen(xml), "UTF-8", &kept, &why);
 		if (m->answer == NULL)
-			elog(ERROR, "could not parse a kept B2MML answer");
+			elog(ERROR, "could not parse a kept B2MML answer: %s", why);
 	}
 	return mfgsync_b2mml_doc_to_json(m->answer, m->dialect);
 }
@@ -1526,10 +1223,10 @@ apply_message(InMessage *m)
 		/* the error's own context is SQL text of ours: name the element */
 		if (apply_elem && apply_col)
 			why = psprintf("%s (at %s, column %s from %s)", edata->message,
-						   node_path(apply_elem), apply_col->name,
+						   mfgsync_b2mml_path(apply_elem), apply_col->name,
 						   apply_col->path_text);
 		else if (apply_elem)
-			why = psprintf("%s (at %s)", edata->message, node_path(apply_elem));
+			why = psprintf("%s (at %s)", edata->message, mfgsync_b2mml_path(apply_elem));
 		else
 			why = pstrdup(edata->message);
 		/* one line */
@@ -1658,7 +1355,7 @@ mfgsync_receive_b2mml(PG_FUNCTION_ARGS)
 		if (!(accepted && m->type->kind == IN_GET_MATERIAL))
 			build_confirm(m, accepted, accepted ? NULL : why,
 						  accepted ? m->note.data : NULL);
-		answer = serialize_answer(m);
+		answer = mfgsync_b2mml_doc_to_json(m->answer, B2MML_XML);
 		record_message(m, m->root ? (const char *) m->root->name : NULL,
 					   accepted, why, answer);
 	}

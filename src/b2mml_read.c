@@ -38,9 +38,6 @@
 
 #include <ctype.h>
 
-#include <libxml/parser.h>
-#include <libxml/xmlerror.h>
-
 #include "lib/stringinfo.h"
 
 #include "b2mml.h"
@@ -197,6 +194,36 @@ mfgsync_b2mml_attr(xmlNodePtr node, const char *name)
 	xmlFree(v);
 	return result;
 }
+/*
+ * Where node is, palloc'd: "/SyncProductionPerformance/DataArea/
+ * ProductionPerformance/...", with [n] where an element has siblings of its
+ * name.  For the Descriptions of rejections.
+ */
+char *
+mfgsync_b2mml_path(xmlNodePtr node)
+{
+	char	   *path = pstrdup("");
+
+	for (; node && node->type == XML_ELEMENT_NODE; node = node->parent)
+	{
+		int			pos = 0;
+		int			count = 0;
+
+		for (xmlNodePtr c = node->parent ? node->parent->children : node; c; c = c->next)
+			if (mfgsync_b2mml_is_element(c, (const char *) node->name))
+			{
+				count++;
+				if (c == node)
+					pos = count;
+			}
+		if (count > 1)
+			path = psprintf("/%s[%d]%s", node->name, pos, path);
+		else
+			path = psprintf("/%s%s", node->name, path);
+	}
+	return path;
+}
+
 /*
  * A new element name under parent, in parent's namespace, with text (NULL:
  * none; escaped as needed).  Returns the element.

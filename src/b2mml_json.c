@@ -63,6 +63,14 @@ json_element_name(const char *key)
 	return name;
 }
 
+/* is name one of the verbs of the messages mfgsync exchanges? */
+static bool
+is_verb(const char *name)
+{
+	return strcmp(name, "Sync") == 0 || strcmp(name, "Cancel") == 0 ||
+		strcmp(name, "Get") == 0 || strcmp(name, "Confirm") == 0;
+}
+
 static bool json_fill_element(xmlNodePtr elem, json_object *val, int depth,
 							  char **why);
 
@@ -101,8 +109,7 @@ json_add_member(xmlNodePtr parent, const char *key, json_object *val,
 				 * edinn writes empty elements as []: absent, except a verb,
 				 * whose presence is what counts ("Get": [] is <Get/>)
 				 */
-				if (n == 0 && (strcmp(name, "Sync") == 0 || strcmp(name, "Cancel") == 0 ||
-							   strcmp(name, "Get") == 0 || strcmp(name, "Confirm") == 0))
+				if (n == 0 && is_verb(name))
 					xmlNewChild(parent, parent->ns, (const xmlChar *) name, NULL);
 				for (size_t i = 0; i < n; i++)
 				{
@@ -205,8 +212,7 @@ json_dialect(json_object *rootval)
 		{
 			if (member != NULL && json_object_get_type(member) == json_type_array &&
 				json_object_array_length(member) > 0 &&
-				strcmp(key, "Sync") != 0 && strcmp(key, "Cancel") != 0 &&
-				strcmp(key, "Get") != 0 && strcmp(key, "Confirm") != 0)
+				!is_verb(key))
 				return B2MML_JSON_MESA;
 		}
 	}

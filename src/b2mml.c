@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * b2mml.c
- *		  ISA-95 B2MML V0600 messages: rendering, JSON dialects, ConfirmBOD
+ *		  ISA-95 B2MML V0600 outbound: rendering, mappings, confirmations
  *
  * An event becomes one Business Object Document (BOD).  Its DataArea comes
  * from the subscription's mapping (mfgsync.b2mml_mapping): either a
@@ -9,7 +9,10 @@
  * places into a fixed tree in schema order, or a SQL function (the hook)
  * that returns the noun elements as xml, for nested documents.  The
  * document is always built as a libxml2 tree; the JSON dialects are
- * written from that tree (b2mml_doc_to_json), so XML and JSON say the same.
+ * written from that tree (mfgsync_b2mml_doc_to_json, b2mml_json.c), so XML
+ * and JSON say the same.  ConfirmBODs, synchronous or late, are read by
+ * b2mml_read.c; this file settles the late ones (b2mml_confirm(), or
+ * receive_b2mml) against the outbox.
  *
  * Invariants receivers rely on:
  *	 - a document depends only on the event, the endpoint's options and the
@@ -25,9 +28,8 @@
  *	   the MESA V0600 schemas (tested with xmllint, sql/b2mml_render.sql).
  *
  * Rendering runs in a transaction (jsonb and timestamptz input, the hook).
- * Reading replies (mfgsync_b2mml_read_reply) does not: the senders call it
- * outside any transaction.  libxml2 and json-c allocate with malloc; every
- * xmlDoc and json_object is freed on both the normal and the error path.
+ * libxml2 allocates with malloc; every xmlDoc is freed on both the normal
+ * and the error path.
  *
  * The Business To Manufacturing Markup Language (B2MML) is used courtesy
  * of MESA International.
@@ -50,10 +52,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
-/* fmgrprotos.h declares SQL's json_object(), a json-c type name */
-#define json_object mfgsync_pg_json_object
 #include "utils/builtins.h"
-#undef json_object
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -61,9 +60,6 @@
 #include "utils/regproc.h"
 #include "utils/timestamp.h"
 
-#include <json-c/json.h>
-#include <libxml/parser.h>
-#include <libxml/xmlsave.h>
 
 #include "b2mml.h"
 #include "mfgsync.h"
@@ -293,568 +289,6 @@ default_pairs(Mapping *m, Document doc)
 		m->pairs[m->npairs].field = pstrdup(defs[i][0]);
 		m->pairs[m->npairs++].target = find_target(doc, defs[i][1]);
 	}
-}
-
-/* ---------------------------------------------------------------------
- * XML tree -> JSON (both dialects)
- * ---------------------------------------------------------------------
- */
-
-/* elements with maxOccurs > 1 in the V0600 schemas mfgsync exchanges */
-static const char *const repeatable[] = {
-	"ActionCriteria", "ActionExpression", "AssemblyActual",
-	"AssemblyRequirement", "AssemblylDefinitionID", "BOD",
-	"ConsumableActual", "ConsumableExpectedRequirement", "Description",
-	"EquipmentActual", "EquipmentActualProperty", "EquipmentClassID",
-	"EquipmentID", "EquipmentRequirement", "EquipmentRequirementProperty",
-	"Expression", "ID", "MaterialActual", "MaterialActualProperty",
-	"MaterialClass", "MaterialClassID", "MaterialConsumedActual",
-	"MaterialConsumedRequirement", "MaterialDefinition",
-	"MaterialDefinitionID", "MaterialDefinitionProperty",
-	"MaterialInformation", "MaterialLot", "MaterialLotID",
-	"MaterialLotProperty", "MaterialProducedActual",
-	"MaterialProducedRequirement", "MaterialRequirement",
-	"MaterialRequirementProperty", "MaterialSubLot", "MaterialSubLotID",
-	"MaterialTestSpecification", "MaterialTestSpecificationID", "Note",
-	"PersonnelActual", "PersonnelRequirement", "PhysicalAssetActual",
-	"PhysicalAssetRequirement", "ProcessSegmentID", "ProductSegmentID",
-	"ProductProductionRuleID", "ProductionData", "ProductionParameter",
-	"ProductionPerformance", "ProductionRequest", "ProductionResponse",
-	"ProductionSchedule", "Quantity", "Reason", "Receiver",
-	"ResponseCriteria", "SegmentRequirement", "SegmentResponse",
-	"StateChange", "Value", "Version"
-};
-
-static int
-cmp_name(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *) a, *(const char *const *) b);
-}
-
-/* may this child occur more than once under parent? */
-static bool
-is_repeatable(const char *parent, const char *name)
-{
-	const char *key = name;
-
-	if (bsearch(&key, repeatable, lengthof(repeatable), sizeof(char *), cmp_name) == NULL)
-		return false;
-	/* the few places where one of these names occurs at most once */
-	if (strcmp(name, "ID") == 0)
-		return strcmp(parent, "Receiver") == 0;
-	if (strcmp(name, "Description") == 0)
-		return strcmp(parent, "ChangeStatus") != 0;
-	if (strcmp(name, "EquipmentID") == 0)
-		return strcmp(parent, "Location") != 0 && strcmp(parent, "HierarchyScope") != 0;
-	if (strcmp(name, "ProcessSegmentID") == 0 || strcmp(name, "ProductSegmentID") == 0)
-		return strcmp(parent, "SegmentResponse") == 0;
-	if (strcmp(name, "MaterialDefinitionID") == 0)
-		return strcmp(parent, "MaterialLot") != 0;
-	return true;
-}
-
-static bool
-is_element(xmlNodePtr n)
-{
-	return n != NULL && n->type == XML_ELEMENT_NODE;
-}
-
-/* text of n (its text and CDATA children), malloc'd by libxml2 */
-static xmlChar *
-text_of(xmlNodePtr n)
-{
-	return xmlNodeGetContent(n);
-}
-
-/* how many element children of n are named name */
-static int
-count_named(xmlNodePtr n, const char *name)
-{
-	xmlNodePtr	c;
-	int			count = 0;
-
-	for (c = n->children; c; c = c->next)
-		if (is_element(c) && strcmp((const char *) c->name, name) == 0)
-			count++;
-	return count;
-}
-
-/* the value of element n: string, object, or (edinn) [] when empty */
-static json_object *
-element_to_json(xmlNodePtr n, B2mmlDialect dialect)
-{
-	json_object *obj;
-	xmlAttrPtr	a;
-	xmlNodePtr	c;
-	bool		has_children = false;
-
-	for (c = n->children; c; c = c->next)
-		if (is_element(c))
-			has_children = true;
-
-	if (n->properties == NULL && !has_children)
-	{
-		xmlChar    *t = text_of(n);
-		json_object *v;
-
-		if (t == NULL || t[0] == '\0')
-			v = dialect == B2MML_JSON_EDINN ? json_object_new_array() :
-				json_object_new_object();
-		else
-			v = json_object_new_string((const char *) t);
-		xmlFree(t);
-		return v;
-	}
-
-	obj = json_object_new_object();
-	for (a = n->properties; a; a = a->next)
-	{
-		xmlChar    *v = xmlNodeListGetString(n->doc, a->children, 1);
-		char	   *key = psprintf("@%s", (const char *) a->name);
-
-		/* the namespace's own attributes are dropped, as MESA does */
-		json_object_object_add(obj, key, json_object_new_string(v ? (const char *) v : ""));
-		pfree(key);
-		xmlFree(v);
-	}
-	if (!has_children)
-	{
-		xmlChar    *t = text_of(n);
-
-		if (t != NULL && t[0] != '\0')
-			json_object_object_add(obj, "$", json_object_new_string((const char *) t));
-		xmlFree(t);
-		return obj;
-	}
-	for (c = n->children; c; c = c->next)
-	{
-		const char *name;
-		json_object *v;
-
-		if (!is_element(c))
-			continue;
-		name = (const char *) c->name;
-		v = element_to_json(c, dialect);
-		if (is_repeatable((const char *) n->name, name) &&
-			(dialect == B2MML_JSON_MESA || count_named(n, name) > 1))
-		{
-			json_object *arr;
-
-			if (!json_object_object_get_ex(obj, name, &arr))
-			{
-				arr = json_object_new_array();
-				json_object_object_add(obj, name, arr);
-			}
-			json_object_array_add(arr, v);
-		}
-		else
-			json_object_object_add(obj, name, v);
-	}
-	return obj;
-}
-
-/*
- * b2mml_doc_to_json
- *		doc as B2MML-JSON in the given dialect: {"<root>": {...}}, attributes
- *		as "@name", text beside attributes as "$", namespaces dropped;
- *		repeatable elements always arrays (MESA) or arrays only when they
- *		occur more than once (edinn, where empty elements are []).
- *
- * Returns a palloc'd string in CurrentMemoryContext; B2MML_XML gives the
- * XML serialization.  doc stays the caller's.
- */
-char *
-b2mml_doc_to_json(xmlDocPtr doc, B2mmlDialect dialect)
-{
-	xmlNodePtr	root = xmlDocGetRootElement(doc);
-	json_object *top;
-	json_object *volatile holder = NULL;
-	char	   *volatile result = NULL;
-
-	if (dialect == B2MML_XML)
-	{
-		xmlChar    *mem;
-		int			size;
-
-		xmlDocDumpFormatMemoryEnc(doc, &mem, &size, "UTF-8", 1);
-		if (mem == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("could not serialize a B2MML document")));
-		result = pnstrdup((const char *) mem, size);
-		xmlFree(mem);
-		return result;
-	}
-	if (root == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("B2MML document has no root element")));
-
-	PG_TRY();
-	{
-		holder = json_object_new_object();
-		top = element_to_json(root, dialect);
-		json_object_object_add(holder, (const char *) root->name, top);
-		result = pstrdup(json_object_to_json_string_ext(holder,
-														JSON_C_TO_STRING_PLAIN |
-														JSON_C_TO_STRING_NOSLASHESCAPE));
-	}
-	PG_FINALLY();
-	{
-		if (holder)
-			json_object_put(holder);
-	}
-	PG_END_TRY();
-	return result;
-}
-
-/* ---------------------------------------------------------------------
- * Parsing: XML or JSON text -> xmlDoc
- * ---------------------------------------------------------------------
- */
-
-static void json_to_element(xmlNodePtr parent, const char *name, json_object *v);
-
-/* set the content of element el from a JSON value (not an array) */
-static void
-json_fill_element(xmlNodePtr el, json_object *v)
-{
-	switch (json_object_get_type(v))
-	{
-		case json_type_object:
-			{
-				json_object_object_foreach(v, key, val)
-				{
-					if (key[0] == '@')
-						xmlSetProp(el, (const xmlChar *) key + 1,
-								   (const xmlChar *) (json_object_is_type(val, json_type_null) ? "" :
-													  json_object_get_string(val)));
-					else if (strcmp(key, "$") == 0)
-						xmlNodeAddContent(el, (const xmlChar *) json_object_get_string(val));
-					else
-						json_to_element(el, key, val);
-				}
-				break;
-			}
-		case json_type_null:
-			break;
-		default:
-			xmlNodeAddContent(el, (const xmlChar *) json_object_get_string(v));
-			break;
-	}
-}
-
-/* append element(s) name with value v under parent; arrays repeat it */
-static void
-json_to_element(xmlNodePtr parent, const char *name, json_object *v)
-{
-	if (xmlValidateNCName((const xmlChar *) name, 0) != 0)
-		return;					/* not an element name: ignored */
-	if (json_object_is_type(v, json_type_array))
-	{
-		size_t		i;
-		size_t		n = json_object_array_length(v);
-
-		/* edinn writes an empty element as [] */
-		if (n == 0)
-			xmlNewChild(parent, NULL, (const xmlChar *) name, NULL);
-		for (i = 0; i < n; i++)
-		{
-			json_object *item = json_object_array_get_idx(v, i);
-
-			if (json_object_is_type(item, json_type_array))
-				continue;		/* no B2MML form */
-			json_fill_element(xmlNewChild(parent, NULL, (const xmlChar *) name, NULL), item);
-		}
-		return;
-	}
-	json_fill_element(xmlNewChild(parent, NULL, (const xmlChar *) name, NULL), v);
-}
-
-/* doc from B2MML-JSON text (either dialect); NULL and *error if not */
-static xmlDocPtr
-json_to_doc(const char *text, int len, char **error)
-{
-	json_tokener *tok = json_tokener_new();
-	json_object *volatile v = NULL;
-	xmlDocPtr	doc = NULL;
-
-	v = json_tokener_parse_ex(tok, text, len);
-	if (v == NULL || json_tokener_get_parse_end(tok) < (size_t) len)
-	{
-		enum json_tokener_error jerr = json_tokener_get_error(tok);
-		size_t		end = json_tokener_get_parse_end(tok);
-
-		/* trailing white space is fine */
-		while (v != NULL && end < (size_t) len && isspace((unsigned char) text[end]))
-			end++;
-		if (v == NULL || end < (size_t) len)
-		{
-			*error = psprintf("not valid JSON: %s",
-							  v == NULL ? json_tokener_error_desc(jerr == json_tokener_continue ?
-																  json_tokener_error_parse_eof : jerr) :
-							  "text after the JSON value");
-			if (v)
-				json_object_put(v);
-			json_tokener_free(tok);
-			return NULL;
-		}
-	}
-	json_tokener_free(tok);
-
-	if (!json_object_is_type(v, json_type_object) || json_object_object_length(v) != 1)
-	{
-		*error = pstrdup("a B2MML-JSON message is an object with one member, named after its root element");
-		json_object_put(v);
-		return NULL;
-	}
-	PG_TRY();
-	{
-		json_object_object_foreach(v, key, val)
-		{
-			xmlNodePtr	root;
-
-			if (xmlValidateNCName((const xmlChar *) key, 0) != 0)
-			{
-				*error = pstrdup("the root member's name is not an element name");
-				break;
-			}
-			doc = xmlNewDoc((const xmlChar *) "1.0");
-			root = xmlNewDocNode(doc, NULL, (const xmlChar *) key, NULL);
-			xmlDocSetRootElement(doc, root);
-			xmlSetNs(root, xmlNewNs(root, (const xmlChar *) MFGSYNC_B2MML_NS, NULL));
-			if (json_object_is_type(val, json_type_array))
-				val = json_object_array_length(val) > 0 ?
-					json_object_array_get_idx(val, 0) : NULL;
-			if (val)
-				json_fill_element(root, val);
-		}
-	}
-	PG_FINALLY();
-	{
-		json_object_put(v);
-	}
-	PG_END_TRY();
-	return doc;
-}
-
-/*
- * mfgsync_b2mml_parse
- *		A B2MML message in XML or JSON (either dialect) as an xmlDoc.
- *
- * JSON is recognized by its first character ({).  XML is parsed without
- * network access, entity substitution or DTDs (a DOCTYPE is refused).
- * Returns NULL with *error set (palloc'd) when text is neither.  The
- * caller frees the document with xmlFreeDoc.  Needs no transaction.
- */
-xmlDocPtr
-mfgsync_b2mml_parse(const char *text, int len, char **error)
-{
-	xmlDocPtr	doc;
-	int			i = 0;
-
-	while (i < len && isspace((unsigned char) text[i]))
-		i++;
-	if (i == len)
-	{
-		*error = pstrdup("empty message");
-		return NULL;
-	}
-	if (text[i] == '{')
-		return json_to_doc(text + i, len - i, error);
-
-	doc = xmlReadMemory(text, len, NULL, NULL,
-						XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	if (doc == NULL)
-	{
-		xmlErrorPtr err = xmlGetLastError();
-		char	   *msg = err && err->message ? pstrdup(err->message) : pstrdup("unknown error");
-		int			l = strlen(msg);
-
-		while (l > 0 && isspace((unsigned char) msg[l - 1]))
-			msg[--l] = '\0';
-		*error = psprintf("not well-formed XML: %s", msg);
-		pfree(msg);
-		xmlResetLastError();
-		return NULL;
-	}
-	if (doc->intSubset != NULL || xmlDocGetRootElement(doc) == NULL)
-	{
-		*error = pstrdup(doc->intSubset ? "XML with a DOCTYPE is not accepted" :
-						 "XML without a root element");
-		xmlFreeDoc(doc);
-		return NULL;
-	}
-	return doc;
-}
-
-/* ---------------------------------------------------------------------
- * ConfirmBOD
- * ---------------------------------------------------------------------
- */
-
-/* the first element child of n named name (any namespace), or NULL */
-static xmlNodePtr
-child(xmlNodePtr n, const char *name)
-{
-	xmlNodePtr	c;
-
-	if (n == NULL)
-		return NULL;
-	for (c = n->children; c; c = c->next)
-		if (is_element(c) && strcmp((const char *) c->name, name) == 0)
-			return c;
-	return NULL;
-}
-
-/* the trimmed text of n as a palloc'd string, NULL if none or empty */
-static char *
-ptext(xmlNodePtr n)
-{
-	xmlChar    *t;
-	char	   *s;
-	int			b = 0;
-	int			e;
-
-	if (n == NULL)
-		return NULL;
-	t = xmlNodeGetContent(n);
-	if (t == NULL)
-		return NULL;
-	e = strlen((char *) t);
-	while (b < e && isspace(t[b]))
-		b++;
-	while (e > b && isspace(t[e - 1]))
-		e--;
-	s = e > b ? pnstrdup((char *) t + b, e - b) : NULL;
-	xmlFree(t);
-	return s;
-}
-
-/* append the texts of every child of n named name to buf, one a line */
-static void
-collect(StringInfo buf, xmlNodePtr n, const char *name)
-{
-	xmlNodePtr	c;
-
-	if (n == NULL)
-		return;
-	for (c = n->children; c; c = c->next)
-	{
-		char	   *t;
-
-		if (!is_element(c) || strcmp((const char *) c->name, name) != 0)
-			continue;
-		t = ptext(c);
-		if (t == NULL)
-			continue;
-		if (buf->len > 0)
-			appendStringInfoChar(buf, '\n');
-		appendStringInfoString(buf, t);
-		pfree(t);
-	}
-}
-
-/*
- * mfgsync_b2mml_read_confirm
- *		What the ConfirmBOD doc says: verdict (ResponseExpression/@actionCode,
- *		Accepted when absent), the original message's BODID and LogicalID
- *		(Confirm/ or BOD/OriginalApplicationArea), BOD/Description (and
- *		ChangeStatus/Description) and BOD/Note.  NO_CONFIRM with error when
- *		doc is not a ConfirmBOD or its actionCode is neither Accepted nor
- *		Rejected.  Strings are palloc'd.
- */
-void
-mfgsync_b2mml_read_confirm(xmlDocPtr doc, MfgB2mmlConfirm *out)
-{
-	xmlNodePtr	root = xmlDocGetRootElement(doc);
-	xmlNodePtr	data = child(root, "DataArea");
-	xmlNodePtr	confirm = child(data, "Confirm");
-	xmlNodePtr	orig = child(confirm, "OriginalApplicationArea");
-	xmlNodePtr	c;
-	StringInfoData desc;
-	StringInfoData note;
-	char	   *code = NULL;
-
-	memset(out, 0, sizeof(*out));
-	if (root == NULL || strcmp((const char *) root->name, "ConfirmBOD") != 0)
-	{
-		out->error = psprintf("the reply is %s%s, not a ConfirmBOD",
-							  root ? "a " : "empty", root ? (const char *) root->name : "");
-		return;
-	}
-	if (confirm == NULL)
-	{
-		out->error = pstrdup("the ConfirmBOD has no DataArea/Confirm");
-		return;
-	}
-
-	initStringInfo(&desc);
-	initStringInfo(&note);
-	for (c = confirm->children; c; c = c->next)
-	{
-		xmlNodePtr	expr;
-
-		if (!is_element(c) || strcmp((const char *) c->name, "ResponseCriteria") != 0)
-			continue;
-		expr = child(c, "ResponseExpression");
-		if (expr != NULL && code == NULL)
-		{
-			xmlChar    *v = xmlGetProp(expr, (const xmlChar *) "actionCode");
-
-			code = v ? pstrdup((const char *) v) : pstrdup("");
-			xmlFree(v);
-		}
-		collect(&desc, child(c, "ChangeStatus"), "Description");
-	}
-	for (c = data->children; c; c = c->next)
-	{
-		if (!is_element(c) || strcmp((const char *) c->name, "BOD") != 0)
-			continue;
-		if (orig == NULL)
-			orig = child(c, "OriginalApplicationArea");
-		collect(&desc, c, "Description");
-		collect(&note, c, "Note");
-	}
-	out->bodid = ptext(child(orig, "BODID"));
-	out->logical_id = ptext(child(child(orig, "Sender"), "LogicalID"));
-	out->description = desc.len > 0 ? desc.data : NULL;
-	out->note = note.len > 0 ? note.data : NULL;
-
-	if (code == NULL || strcmp(code, "Accepted") == 0)
-		out->verdict = MFG_B2MML_ACCEPTED;
-	else if (strcmp(code, "Rejected") == 0)
-		out->verdict = MFG_B2MML_REJECTED;
-	else
-		out->error = psprintf("the ConfirmBOD's actionCode \"%s\" is neither Accepted nor Rejected",
-							  code);
-}
-
-/*
- * mfgsync_b2mml_read_reply
- *		The ConfirmBOD in a synchronous HTTP reply body (XML or JSON), for
- *		the senders: no transaction needed, nothing raised.
- */
-void
-mfgsync_b2mml_read_reply(const char *body, int len, MfgB2mmlConfirm *out)
-{
-	char	   *error = NULL;
-	xmlDocPtr	doc;
-
-	memset(out, 0, sizeof(*out));
-	if (len == 0)
-	{
-		out->error = pstrdup("the reply has no ConfirmBOD (empty body)");
-		return;
-	}
-	doc = mfgsync_b2mml_parse(body, len, &error);
-	if (doc == NULL)
-	{
-		out->error = psprintf("the reply has no ConfirmBOD (%s)", error);
-		return;
-	}
-	mfgsync_b2mml_read_confirm(doc, out);
-	xmlFreeDoc(doc);
 }
 
 /* ---------------------------------------------------------------------
@@ -1251,17 +685,11 @@ fill_slots(const Mapping *m, Jsonb *payload, SlotValue *vals)
 	error_context_stack = errcb.previous;
 }
 
-static xmlNodePtr
-add(xmlNodePtr parent, const char *name, const char *text)
-{
-	return xmlNewTextChild(parent, NULL, (const xmlChar *) name, (const xmlChar *) text);
-}
-
 static void
 add_value(xmlNodePtr parent, const char *name, SlotValue *v)
 {
 	if (v->text)
-		add(parent, name, v->text);
+		mfgsync_b2mml_add(parent, name, v->text);
 }
 
 /* an enumerated element: the value, or Other with OtherValue */
@@ -1277,10 +705,10 @@ add_enum(xmlNodePtr parent, const char *name, const char *value,
 	for (a = allowed; *a; a++)
 		if (strcmp(*a, value) == 0)
 		{
-			add(parent, name, value);
+			mfgsync_b2mml_add(parent, name, value);
 			return;
 		}
-	n = add(parent, name, "Other");
+	n = mfgsync_b2mml_add(parent, name, "Other");
 	xmlSetProp(n, (const xmlChar *) "OtherValue", (const xmlChar *) value);
 }
 
@@ -1304,18 +732,18 @@ add_material(xmlNodePtr parent, const char *name, SlotValue *vals)
 
 	if (!any_value(vals, slots, lengthof(slots)))
 		return;
-	m = add(parent, name, NULL);
+	m = mfgsync_b2mml_add(parent, name, NULL);
 	add_value(m, "MaterialDefinitionID", &vals[S_MATERIAL]);
 	add_value(m, "MaterialLotID", &vals[S_LOT]);
 	add_enum(m, "MaterialUse", vals[S_MATERIAL_USE].text ? vals[S_MATERIAL_USE].text : "Produced",
 			 material_uses);
 	if (vals[S_QUANTITY].text)
 	{
-		xmlNodePtr	q = add(m, "Quantity", NULL);
+		xmlNodePtr	q = mfgsync_b2mml_add(m, "Quantity", NULL);
 
-		add(q, "QuantityString", vals[S_QUANTITY].text);
+		mfgsync_b2mml_add(q, "QuantityString", vals[S_QUANTITY].text);
 		if (vals[S_QUANTITY].numeric)
-			add(q, "DataType", "decimal");
+			mfgsync_b2mml_add(q, "DataType", "decimal");
 		add_value(q, "UnitOfMeasure", &vals[S_UNIT]);
 	}
 }
@@ -1327,11 +755,11 @@ build_schedule(xmlNodePtr data, SlotValue *vals)
 	static const Slot segment[] = {S_SEGMENT_ID, S_PRODUCT_SEGMENT, S_PROCESS_SEGMENT,
 		S_SEGMENT_DESCRIPTION, S_EARLIEST, S_LATEST, S_EQUIPMENT, S_MATERIAL, S_LOT,
 	S_QUANTITY, S_SEGMENT_STATE};
-	xmlNodePtr	ps = add(data, "ProductionSchedule", NULL);
+	xmlNodePtr	ps = mfgsync_b2mml_add(data, "ProductionSchedule", NULL);
 	xmlNodePtr	pr;
 
 	add_value(ps, "ID", &vals[S_SCHEDULE_ID]);
-	pr = add(ps, "ProductionRequest", NULL);
+	pr = mfgsync_b2mml_add(ps, "ProductionRequest", NULL);
 	add_value(pr, "ID", &vals[S_REQUEST_ID]);
 	add_value(pr, "Description", &vals[S_DESCRIPTION]);
 	add_value(pr, "StartTime", &vals[S_START]);
@@ -1339,7 +767,7 @@ build_schedule(xmlNodePtr data, SlotValue *vals)
 	add_value(pr, "Priority", &vals[S_PRIORITY]);
 	if (any_value(vals, segment, lengthof(segment)))
 	{
-		xmlNodePtr	sr = add(pr, "SegmentRequirement", NULL);
+		xmlNodePtr	sr = mfgsync_b2mml_add(pr, "SegmentRequirement", NULL);
 
 		add_value(sr, "ID", &vals[S_SEGMENT_ID]);
 		add_value(sr, "ProductSegmentID", &vals[S_PRODUCT_SEGMENT]);
@@ -1348,7 +776,7 @@ build_schedule(xmlNodePtr data, SlotValue *vals)
 		add_value(sr, "EarliestStartTime", &vals[S_EARLIEST]);
 		add_value(sr, "LatestEndTime", &vals[S_LATEST]);
 		if (vals[S_EQUIPMENT].text)
-			add(add(sr, "EquipmentRequirement", NULL), "EquipmentID", vals[S_EQUIPMENT].text);
+			mfgsync_b2mml_add(mfgsync_b2mml_add(sr, "EquipmentRequirement", NULL), "EquipmentID", vals[S_EQUIPMENT].text);
 		add_material(sr, "MaterialRequirement", vals);
 		add_enum(sr, "SegmentState", vals[S_SEGMENT_STATE].text, requirement_states);
 	}
@@ -1362,7 +790,7 @@ build_performance(xmlNodePtr data, SlotValue *vals, bool cancel)
 	static const Slot segment[] = {S_SEGMENT_ID, S_PROCESS_SEGMENT, S_PRODUCT_SEGMENT,
 		S_SEGMENT_DESCRIPTION, S_ACTUAL_START, S_ACTUAL_END, S_BOOKING_EVENT,
 	S_EQUIPMENT, S_MATERIAL, S_LOT, S_QUANTITY, S_SEGMENT_STATE};
-	xmlNodePtr	pp = add(data, "ProductionPerformance", NULL);
+	xmlNodePtr	pp = mfgsync_b2mml_add(data, "ProductionPerformance", NULL);
 	xmlNodePtr	pr;
 	const char *state = vals[S_SEGMENT_STATE].text;
 	char	   *start = vals[S_ACTUAL_START].text;
@@ -1389,7 +817,7 @@ build_performance(xmlNodePtr data, SlotValue *vals, bool cancel)
 
 	add_value(pp, "ID", &vals[S_PERFORMANCE_ID]);
 	add_value(pp, "ProductionScheduleID", &vals[S_SCHEDULE_ID]);
-	pr = add(pp, "ProductionResponse", NULL);
+	pr = mfgsync_b2mml_add(pp, "ProductionResponse", NULL);
 	add_value(pr, "ID", &vals[S_RESPONSE_ID]);
 	add_value(pr, "ProductionRequestID", &vals[S_REQUEST_ID]);
 	if (!cancel)
@@ -1399,7 +827,7 @@ build_performance(xmlNodePtr data, SlotValue *vals, bool cancel)
 	}
 	if (cancel ? vals[S_SEGMENT_ID].text != NULL : any_value(vals, segment, lengthof(segment)))
 	{
-		xmlNodePtr	sr = add(pr, "SegmentResponse", NULL);
+		xmlNodePtr	sr = mfgsync_b2mml_add(pr, "SegmentResponse", NULL);
 
 		add_value(sr, "ID", &vals[S_SEGMENT_ID]);
 		if (!cancel)
@@ -1408,11 +836,11 @@ build_performance(xmlNodePtr data, SlotValue *vals, bool cancel)
 			add_value(sr, "ProductSegmentID", &vals[S_PRODUCT_SEGMENT]);
 			add_value(sr, "Description", &vals[S_SEGMENT_DESCRIPTION]);
 			if (start)
-				add(sr, "ActualStartTime", start);
+				mfgsync_b2mml_add(sr, "ActualStartTime", start);
 			if (end)
-				add(sr, "ActualEndTime", end);
+				mfgsync_b2mml_add(sr, "ActualEndTime", end);
 			if (vals[S_EQUIPMENT].text)
-				add(add(sr, "EquipmentActual", NULL), "EquipmentID", vals[S_EQUIPMENT].text);
+				mfgsync_b2mml_add(mfgsync_b2mml_add(sr, "EquipmentActual", NULL), "EquipmentID", vals[S_EQUIPMENT].text);
 			add_material(sr, "MaterialActual", vals);
 			add_enum(sr, "SegmentState", state, response_states);
 		}
@@ -1467,14 +895,14 @@ move_nouns(xmlDocPtr frag, xmlNodePtr data, Oid hook, const char *noun)
 
 		if (c->type == XML_TEXT_NODE && xmlIsBlankNode(c))
 			continue;
-		in_ns = is_element(c) && c->ns != NULL &&
+		in_ns = mfgsync_b2mml_is_element(c, NULL) && c->ns != NULL &&
 			strcmp((const char *) c->ns->href, MFGSYNC_B2MML_NS) == 0;
-		if (!is_element(c) || strcmp((const char *) c->name, noun) != 0 || !in_ns)
+		if (!mfgsync_b2mml_is_element(c, noun) || !in_ns)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_XML_CONTENT),
 					 errmsg("B2MML hook function %s must return %s elements only",
 							format_procedure(hook), noun),
-					 is_element(c) ?
+					 mfgsync_b2mml_is_element(c, NULL) ?
 					 errdetail("It returned an element %s%s.", (const char *) c->name,
 							   in_ns ? "" : " outside the B2MML V0600 namespace") :
 					 errdetail("It returned text or other content beside the elements.")));
@@ -1499,6 +927,8 @@ add_hook_nouns(xmlNodePtr data, const MfgB2mmlEndpoint *bep, const Mapping *m,
 	text	   *result;
 	char	   *xml;
 	char	   *wrapped;
+	char	   *why = NULL;
+	B2mmlDialect dialect;
 	xmlDocPtr	frag;
 	volatile int nnouns = 0;
 	int			rc;
@@ -1526,17 +956,11 @@ add_hook_nouns(xmlNodePtr data, const MfgB2mmlEndpoint *bep, const Mapping *m,
 
 	/* a fragment: the nouns, in the B2MML namespace unless they say another */
 	wrapped = psprintf("<mfgsync-hook xmlns=\"%s\">%s</mfgsync-hook>", MFGSYNC_B2MML_NS, xml);
-	frag = xmlReadMemory(wrapped, strlen(wrapped), NULL, NULL,
-						 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
-						 XML_PARSE_NOBLANKS);
-	if (frag == NULL || frag->intSubset != NULL)
-	{
-		if (frag)
-			xmlFreeDoc(frag);
+	frag = mfgsync_b2mml_read(wrapped, strlen(wrapped), "UTF-8", &dialect, &why);
+	if (frag == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_XML_CONTENT),
 				 errmsg("B2MML hook function %s returned malformed XML", format_procedure(m->hook))));
-	}
 	PG_TRY();
 	{
 		nnouns = move_nouns(frag, data, m->hook, noun);
@@ -1622,24 +1046,24 @@ build_document(MfgB2mmlEndpoint *bep, const MfgEvent *ev)
 		xmlSetNs(root, xmlNewNs(root, (const xmlChar *) MFGSYNC_B2MML_NS, NULL));
 		xmlSetProp(root, (const xmlChar *) "releaseID", (const xmlChar *) bep->release_id);
 
-		app = add(root, "ApplicationArea", NULL);
-		sender = add(app, "Sender", NULL);
-		add(sender, "LogicalID", bep->logical_id ? bep->logical_id :
+		app = mfgsync_b2mml_add(root, "ApplicationArea", NULL);
+		sender = mfgsync_b2mml_add(app, "Sender", NULL);
+		mfgsync_b2mml_add(sender, "LogicalID", bep->logical_id ? bep->logical_id :
 			encode_logical_id(bep->id, ev->id));
 		if (bep->component_id && bep->component_id[0])
-			add(sender, "ComponentID", bep->component_id);
-		add(sender, "ConfirmationCode", bep->confirmation_code);
+			mfgsync_b2mml_add(sender, "ComponentID", bep->component_id);
+		mfgsync_b2mml_add(sender, "ConfirmationCode", bep->confirmation_code);
 		if (bep->receiver_id)
-			add(add(app, "Receiver", NULL), "LogicalID", bep->receiver_id);
-		add(app, "CreationDateTime", created);
-		add(app, "BODID", encode_bodid(bep->id, ev->id));
+			mfgsync_b2mml_add(mfgsync_b2mml_add(app, "Receiver", NULL), "LogicalID", bep->receiver_id);
+		mfgsync_b2mml_add(app, "CreationDateTime", created);
+		mfgsync_b2mml_add(app, "BODID", encode_bodid(bep->id, ev->id));
 
-		data = add(root, "DataArea", NULL);
+		data = mfgsync_b2mml_add(root, "DataArea", NULL);
 		if (cancel)
-			add(data, "Cancel", NULL);
+			mfgsync_b2mml_add(data, "Cancel", NULL);
 		else
 		{
-			xmlNodePtr	expr = add(add(add(data, "Sync", NULL), "ActionCriteria", NULL),
+			xmlNodePtr	expr = mfgsync_b2mml_add(mfgsync_b2mml_add(mfgsync_b2mml_add(data, "Sync", NULL), "ActionCriteria", NULL),
 								   "ActionExpression", NULL);
 
 			xmlSetProp(expr, (const xmlChar *) "actionCode", (const xmlChar *) ev->action);
@@ -1676,7 +1100,7 @@ mfgsync_b2mml_render_event(MfgB2mmlEndpoint *bep, const MfgEvent *ev, int *len)
 
 	PG_TRY();
 	{
-		result = b2mml_doc_to_json(doc, bep->dialect);
+		result = mfgsync_b2mml_doc_to_json(doc, bep->dialect);
 	}
 	PG_FINALLY();
 	{
@@ -1693,7 +1117,7 @@ mfgsync_b2mml_render_event(MfgB2mmlEndpoint *bep, const MfgEvent *ev, int *len)
  */
 
 /*
- * b2mml_settle_confirm
+ * mfgsync_b2mml_settle_confirm
  *		Settle the message a ConfirmBOD answers, as a synchronous reply
  *		would: Accepted clears its pending retry (and an "exhausted" dead
  *		letter); Rejected makes it a "rejected" dead letter with the
@@ -1705,7 +1129,7 @@ mfgsync_b2mml_render_event(MfgB2mmlEndpoint *bep, const MfgEvent *ev, int *len)
  * saying what was done otherwise.
  */
 bool
-b2mml_settle_confirm(xmlDocPtr confirmbod, char **why)
+mfgsync_b2mml_settle_confirm(xmlDocPtr confirmbod, char **why)
 {
 	MfgB2mmlConfirm c;
 	int			endpoint_id;
@@ -1883,25 +1307,7 @@ mfgsync_b2mml_render(PG_FUNCTION_ARGS)
 		cache->cid = GetCurrentCommandId(false);
 	}
 
-	args[0] = Int64GetDatum(event_id);
-	types[0] = INT8OID;
-	rc = SPI_execute_with_args("SELECT o.message_type, o.action, o.key::text, o.data::text, "
-							   "       o.old_data::text, to_json(o.created_at)::text "
-							   "  FROM mfgsync.outbox o WHERE o.id = $1",
-							   1, types, args, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "reading the outbox failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("event " INT64_FORMAT " is not in the outbox", event_id)));
-	ev.id = event_id;
-	ev.message_type = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	ev.action = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	ev.key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	ev.data = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
-	ev.old_data = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
-	ev.time = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
+	mfgsync_outbox_read_event(event_id, &ev);
 
 	doc = mfgsync_b2mml_render_event(cache->bep, &ev, &len);
 	spicxt = MemoryContextSwitchTo(callercxt);
@@ -1916,7 +1322,9 @@ static xmlDocPtr
 parse_or_raise(text *message)
 {
 	char	   *error = NULL;
-	xmlDocPtr	doc = mfgsync_b2mml_parse(VARDATA_ANY(message), VARSIZE_ANY_EXHDR(message), &error);
+	B2mmlDialect dialect;
+	xmlDocPtr	doc = mfgsync_b2mml_read(VARDATA_ANY(message), VARSIZE_ANY_EXHDR(message),
+										 NULL, &dialect, &error);
 
 	if (doc == NULL)
 		ereport(ERROR,
@@ -1946,7 +1354,7 @@ mfgsync_b2mml_confirm(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("message is a %s, not a ConfirmBOD", (const char *) root->name)));
-		matched = b2mml_settle_confirm(doc, &why);
+		matched = mfgsync_b2mml_settle_confirm(doc, &why);
 	}
 	PG_FINALLY();
 	{
@@ -1987,7 +1395,7 @@ mfgsync_b2mml_convert(PG_FUNCTION_ARGS)
 	doc = parse_or_raise(PG_GETARG_TEXT_PP(0));
 	PG_TRY();
 	{
-		result = b2mml_doc_to_json(doc, d);
+		result = mfgsync_b2mml_doc_to_json(doc, d);
 	}
 	PG_FINALLY();
 	{

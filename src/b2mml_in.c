@@ -1,17 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * b2mml_in.c
- *		  Inbound B2MML: mfgsync.receive_b2mml and the lenient reader
+ *		  Inbound B2MML: mfgsync.receive_b2mml
  *
  * receive_b2mml(message) takes one B2MML V0600 message, as XML or as JSON
  * in MESA's or edinn's dialect, and answers it in the same syntax:
  *
- *	 1. read: XML is parsed by libxml2 (no network, no DTD); JSON is turned
- *		into the same libxml2 tree the XML would give (b2mml_read_json), so
- *		everything after this step sees one kind of document;
- *	 2. check: root element, namespace, releaseID, ApplicationArea, verb,
- *		action codes, date-times, quantities, enumerations; XML also against
- *		the XSD named by mfgsync.b2mml_schema when it is set.  The first
+ *	 1. read (mfgsync_b2mml_read, b2mml_read.c): XML is parsed by libxml2
+ *		(no network, no DTD); JSON is turned into the same libxml2 tree the
+ *		XML would give (b2mml_json.c), so everything after this step sees
+ *		one kind of document;
+ *	 2. check: root element, releaseID, ApplicationArea, verb and action
+ *		codes here; namespace, date-times, quantities, enumerations and the
+ *		XSD named by mfgsync.b2mml_schema in b2mml_check.c.  The first
  *		failure becomes the Description of a Rejected ConfirmBOD;
  *	 3. deduplicate: the key (BODID or Sender/LogicalID, mfgsync.
  *		b2mml_dedup_key) is locked for the transaction and looked up in
@@ -20,7 +21,7 @@
  *	 4. apply, in a subtransaction: upserts (Sync Add/Change) or removals
  *		(Sync Delete, Cancel) of the mapped elements through SPI, parents
  *		before children (children before parents for removals); a ConfirmBOD
- *		goes to b2mml_settle_confirm; GetMaterialInformation reads the mapped
+ *		goes to mfgsync_b2mml_settle_confirm; GetMaterialInformation reads the mapped
  *		material table.  Any error in the subtransaction (a bad value, a
  *		constraint, a trigger) rolls all of it back and rejects the message
  *		with the error's text; errors that say nothing about the message
@@ -31,7 +32,7 @@
  * Rejections are recorded but do not take the key: a sender may fix a
  * rejected message and send it again under the same key.
  *
- * libxml2 and json-c allocate with malloc.  The trees a call owns hang off
+ * libxml2 allocates with malloc.  The trees a call owns hang off
  * an InMessage whose memory context frees them on reset, so an error
  * anywhere releases them (STYLE.md, 9).
  *
@@ -46,11 +47,6 @@
 
 #include <ctype.h>
 
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-#include <libxml/xmlerror.h>
-#include <libxml/xmlschemas.h>
-
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -58,11 +54,8 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-/* fmgrprotos.h declares a json_object(), json-c a type of that name */
-#define json_object pg_json_object
-#include "utils/builtins.h"
-#undef json_object
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -70,18 +63,11 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
-#include <json-c/json.h>
-
 #include "b2mml.h"
 #include "b2mml_in.h"
 
 PG_FUNCTION_INFO_V1(mfgsync_receive_b2mml);
 PG_FUNCTION_INFO_V1(mfgsync_check_inbound_path);
-
-#define NS MFGSYNC_B2MML_NS
-
-/* JSON nesting allowed (MESA's dialect uses two levels per element) */
-#define JSON_MAX_DEPTH 128
 
 /* advisory lock class of the deduplication keys ("mfgi") */
 #define DEDUP_LOCK_CLASS 1835427689
@@ -118,35 +104,6 @@ static const InMessageType in_types[] = {
 	{"ConfirmBOD", IN_CONFIRM, "Confirm", "BOD", NULL, NULL},
 };
 
-/* elements of type xs:dateTime in the messages above */
-static const char *const datetime_elements[] = {
-	"CreationDateTime", "PublishedDate", "StartTime", "EndTime",
-	"ActualStartTime", "ActualEndTime", "EarliestStartTime",
-	"LatestEndTime", "EffectiveDateTime", NULL
-};
-
-/* enumerations the reader checks (XSD validation checks all of them) */
-typedef struct InEnum
-{
-	const char *element;
-	const char *parent_suffix;	/* parent's name ends so, or NULL: any */
-	const char *values[12];
-} InEnum;
-
-static const InEnum in_enums[] = {
-	{"ConfirmationCode", NULL, {"Always", "Never", "OnError", NULL}},
-	{"SegmentState", "Response",
-	{"Ready", "Running", "Completed", "Aborted", "Holding", "Paused", "Other", NULL}},
-	{"ResponseState", NULL,
-	{"Ready", "Running", "Completed", "Aborted", "Holding", "Paused", "Other", NULL}},
-	{"SegmentState", "Requirement", {"Forecast", "Released", "Other", NULL}},
-	{"RequestState", NULL, {"Forecast", "Released", "Other", NULL}},
-	{"MaterialUse", NULL,
-	{"Consumed", "Produced", "Consumable", "Replaced Assetn",
-	"Replacement Asset", "Sample", "Resurned Sample", "Carrier",
-	"Returned Carrier", "Other", NULL}},
-};
-
 /* one call's state; the context that holds it frees the trees */
 typedef struct InMessage
 {
@@ -163,732 +120,11 @@ typedef struct InMessage
 	StringInfoData note;		/* what was applied */
 } InMessage;
 
-/* ----------------------------------------------------------------
- * libxml2 errors: the first one of an operation is kept
- * ----------------------------------------------------------------
- */
-static char xml_first_error[1024];
-
-static void
-collect_xml_error(void *ctx, xmlErrorPtr error)
-{
-	size_t		len;
-
-	if (error == NULL || error->level < XML_ERR_ERROR ||
-		xml_first_error[0] != '\0' || error->message == NULL)
-		return;
-	strlcpy(xml_first_error, error->message, sizeof(xml_first_error));
-	/* libxml2 ends messages with a newline; a Description is one line */
-	len = strlen(xml_first_error);
-	while (len > 0 && isspace((unsigned char) xml_first_error[len - 1]))
-		xml_first_error[--len] = '\0';
-	for (char *p = xml_first_error; *p; p++)
-		if (*p == '\n')
-			*p = ' ';
-	if (error->line > 0)
-		snprintf(xml_first_error + len, sizeof(xml_first_error) - len,
-				 " (line %d)", error->line);
-}
-
-/* the kept error without the namespace braces libxml2 puts in names */
-static char *
-xml_error_text(void)
-{
-	StringInfoData buf;
-	const char *p = xml_first_error;
-	const char *hit;
-	const char *ns = "{" NS "}";
-
-	initStringInfo(&buf);
-	while ((hit = strstr(p, ns)) != NULL)
-	{
-		appendBinaryStringInfo(&buf, p, hit - p);
-		p = hit + strlen(ns);
-	}
-	appendStringInfoString(&buf, p);
-	if (buf.len == 0)
-		appendStringInfoString(&buf, "unknown error");
-	return buf.data;
-}
 
 /* ----------------------------------------------------------------
- * Tree helpers
+ * Checks (the element-level ones are in b2mml_check.c)
  * ----------------------------------------------------------------
  */
-static bool
-is_element(xmlNodePtr n, const char *name)
-{
-	return n->type == XML_ELEMENT_NODE &&
-		(name == NULL || strcmp((const char *) n->name, name) == 0);
-}
-
-static xmlNodePtr
-first_child(xmlNodePtr parent, const char *name)
-{
-	if (parent == NULL)
-		return NULL;
-	for (xmlNodePtr c = parent->children; c; c = c->next)
-		if (is_element(c, name))
-			return c;
-	return NULL;
-}
-
-static xmlNodePtr
-next_sibling(xmlNodePtr node, const char *name)
-{
-	for (xmlNodePtr c = node->next; c; c = c->next)
-		if (is_element(c, name))
-			return c;
-	return NULL;
-}
-
-/* text of an element, trimmed; NULL when absent or empty */
-static char *
-node_text(xmlNodePtr node)
-{
-	xmlChar    *content;
-	char	   *s;
-	char	   *end;
-	char	   *result;
-
-	if (node == NULL)
-		return NULL;
-	content = xmlNodeGetContent(node);
-	if (content == NULL)
-		return NULL;
-	s = (char *) content;
-	while (*s && isspace((unsigned char) *s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char) end[-1]))
-		end--;
-	result = end > s ? pnstrdup(s, end - s) : NULL;
-	xmlFree(content);
-	return result;
-}
-
-static char *
-child_text(xmlNodePtr parent, const char *name)
-{
-	return node_text(first_child(parent, name));
-}
-
-static char *
-attr_text(xmlNodePtr node, const char *name)
-{
-	xmlChar    *v = xmlGetNoNsProp(node, (const xmlChar *) name);
-	char	   *result;
-
-	if (v == NULL)
-		return NULL;
-	result = pstrdup((const char *) v);
-	xmlFree(v);
-	return result;
-}
-
-/*
- * "/SyncProductionPerformance/DataArea/ProductionPerformance/..." for
- * messages, with [n] where an element has siblings of its name
- */
-static char *
-node_path(xmlNodePtr node)
-{
-	char	   *path = pstrdup("");
-
-	for (; node && node->type == XML_ELEMENT_NODE; node = node->parent)
-	{
-		int			pos = 0;
-		int			count = 0;
-
-		for (xmlNodePtr c = node->parent ? node->parent->children : node; c; c = c->next)
-			if (is_element(c, (const char *) node->name))
-			{
-				count++;
-				if (c == node)
-					pos = count;
-			}
-		if (count > 1)
-			path = psprintf("/%s[%d]%s", node->name, pos, path);
-		else
-			path = psprintf("/%s%s", node->name, path);
-	}
-	return path;
-}
-
-static xmlNodePtr
-add_child(xmlNodePtr parent, const char *name, const char *text)
-{
-	return xmlNewTextChild(parent, parent->ns, (const xmlChar *) name,
-						   (const xmlChar *) text);
-}
-
-/* ----------------------------------------------------------------
- * The lenient JSON reader
- * ----------------------------------------------------------------
- */
-
-/*
- * The element name for a JSON key: edinn writes some names with "Id" where
- * B2MML has "ID" (ProcessSegmentId); B2MML has no name ending in "Id".
- */
-static char *
-json_element_name(const char *key)
-{
-	size_t		len = strlen(key);
-	char	   *name = pstrdup(key);
-
-	if (len >= 2 && strcmp(key + len - 2, "Id") == 0)
-		name[len - 1] = 'D';
-	return name;
-}
-
-static const char *
-json_scalar_text(json_object *v)
-{
-	return json_object_get_string(v);
-}
-
-static bool json_fill_element(xmlNodePtr elem, json_object *val, int depth,
-							  char **why);
-
-/* append the element(s) a JSON member stands for to parent */
-static bool
-json_add_member(xmlNodePtr parent, const char *key, json_object *val,
-				int depth, char **why)
-{
-	char	   *name;
-
-	if (depth > JSON_MAX_DEPTH)
-	{
-		*why = psprintf("not well-formed JSON: nested deeper than %d levels",
-						JSON_MAX_DEPTH);
-		return false;
-	}
-	/* edinn's extension block (Any/UserArea): not part of V0600 */
-	if (strcmp(key, "Any") == 0)
-		return true;
-	name = json_element_name(key);
-	if (xmlValidateNCName((const xmlChar *) name, 0) != 0)
-	{
-		*why = psprintf("not well-formed JSON: \"%s\" in %s is not an element name",
-						key, parent->name);
-		return false;
-	}
-	switch (json_object_get_type(val))
-	{
-		case json_type_null:
-			return true;		/* nil: absent */
-		case json_type_array:
-			{
-				size_t		n = json_object_array_length(val);
-
-				/*
-				 * edinn writes empty elements as []: absent, except a verb,
-				 * whose presence is what counts ("Get": [] is <Get/>)
-				 */
-				if (n == 0 && (strcmp(name, "Sync") == 0 || strcmp(name, "Cancel") == 0 ||
-							   strcmp(name, "Get") == 0 || strcmp(name, "Confirm") == 0))
-					xmlNewChild(parent, parent->ns, (const xmlChar *) name, NULL);
-				for (size_t i = 0; i < n; i++)
-				{
-					json_object *item = json_object_array_get_idx(val, i);
-					xmlNodePtr	elem;
-
-					if (item == NULL)
-						continue;
-					if (json_object_get_type(item) == json_type_array)
-					{
-						*why = psprintf("not well-formed JSON: \"%s\" in %s is an array of arrays",
-										key, parent->name);
-						return false;
-					}
-					elem = xmlNewChild(parent, parent->ns, (const xmlChar *) name, NULL);
-					if (!json_fill_element(elem, item, depth + 1, why))
-						return false;
-				}
-				return true;
-			}
-		default:
-			{
-				xmlNodePtr	elem = xmlNewChild(parent, parent->ns,
-											   (const xmlChar *) name, NULL);
-
-				return json_fill_element(elem, val, depth + 1, why);
-			}
-	}
-}
-
-/* give elem the attributes, text and children of a JSON value */
-static bool
-json_fill_element(xmlNodePtr elem, json_object *val, int depth, char **why)
-{
-	if (json_object_get_type(val) != json_type_object)
-	{
-		if (json_object_get_type(val) != json_type_null)
-			xmlNodeAddContent(elem, (const xmlChar *) json_scalar_text(val));
-		return true;
-	}
-	{
-	json_object_object_foreach(val, key, member)
-	{
-		if (key[0] == '@')
-		{
-			if (member == NULL || json_object_get_type(member) == json_type_null)
-				continue;
-			if (json_object_get_type(member) == json_type_object ||
-				json_object_get_type(member) == json_type_array)
-			{
-				*why = psprintf("not well-formed JSON: attribute \"%s\" of %s is not a string",
-								key, elem->name);
-				return false;
-			}
-			if (xmlValidateNCName((const xmlChar *) key + 1, 0) != 0)
-			{
-				*why = psprintf("not well-formed JSON: \"%s\" in %s is not an attribute name",
-								key, elem->name);
-				return false;
-			}
-			xmlSetProp(elem, (const xmlChar *) key + 1,
-					   (const xmlChar *) json_scalar_text(member));
-		}
-		else if (strcmp(key, "$") == 0 || strcmp(key, "#text") == 0)
-		{
-			if (member != NULL && json_object_get_type(member) != json_type_null)
-			{
-				if (json_object_get_type(member) == json_type_object ||
-					json_object_get_type(member) == json_type_array)
-				{
-					*why = psprintf("not well-formed JSON: the text of %s is not a string",
-									elem->name);
-					return false;
-				}
-				xmlNodeAddContent(elem, (const xmlChar *) json_scalar_text(member));
-			}
-		}
-		else if (member != NULL &&
-				 !json_add_member(elem, key, member, depth, why))
-			return false;
-	}
-	}
-	return true;
-}
-
-/*
- * MESA's dialect writes every repeatable element as an array, so the nouns
- * under DataArea are arrays; edinn writes a single noun as an object.
- */
-static B2mmlDialect
-json_dialect(json_object *rootval)
-{
-	json_object *da;
-
-	if (json_object_get_type(rootval) == json_type_object &&
-		json_object_object_get_ex(rootval, "DataArea", &da) &&
-		json_object_get_type(da) == json_type_object)
-	{
-		json_object_object_foreach(da, key, member)
-		{
-			if (member != NULL && json_object_get_type(member) == json_type_array &&
-				json_object_array_length(member) > 0 &&
-				strcmp(key, "Sync") != 0 && strcmp(key, "Cancel") != 0 &&
-				strcmp(key, "Get") != 0 && strcmp(key, "Confirm") != 0)
-				return B2MML_JSON_MESA;
-		}
-	}
-	return B2MML_JSON_EDINN;
-}
-
-xmlDocPtr
-b2mml_read_json(const char *text, int len, B2mmlDialect *dialect, char **why)
-{
-	json_tokener *tok;
-	json_object *jroot;
-	volatile xmlDocPtr doc = NULL;
-	enum json_tokener_error jerr;
-
-	*dialect = B2MML_JSON_MESA;
-	tok = json_tokener_new_ex(JSON_MAX_DEPTH);
-	if (tok == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	jroot = json_tokener_parse_ex(tok, text, len);
-	jerr = json_tokener_get_error(tok);
-	if (jroot != NULL && jerr == json_tokener_success &&
-		tok->char_offset < len)
-	{
-		/* only white space may follow the value */
-		for (int i = tok->char_offset; i < len; i++)
-			if (!isspace((unsigned char) text[i]))
-			{
-				*why = psprintf("not well-formed JSON: unexpected text after the document (offset %d)", i);
-				json_object_put(jroot);
-				json_tokener_free(tok);
-				return NULL;
-			}
-	}
-	if (jroot == NULL || jerr != json_tokener_success)
-	{
-		*why = psprintf("not well-formed JSON: %s (offset %d)",
-						jerr == json_tokener_continue ? "unexpected end of input" :
-						json_tokener_error_desc(jerr), (int) tok->char_offset);
-		if (jroot)
-			json_object_put(jroot);
-		json_tokener_free(tok);
-		return NULL;
-	}
-	json_tokener_free(tok);
-
-	PG_TRY();
-	{
-		if (json_object_get_type(jroot) != json_type_object ||
-			json_object_object_length(jroot) != 1)
-			*why = pstrdup("not well-formed JSON: the document must be an object with exactly one member, the root element");
-		else
-		{
-			json_object_object_foreach(jroot, key, rootval)
-			{
-				char	   *name = json_element_name(key);
-				xmlNodePtr	root;
-				xmlNsPtr	ns;
-
-				*dialect = json_dialect(rootval);
-				if (xmlValidateNCName((const xmlChar *) name, 0) != 0)
-				{
-					*why = psprintf("not well-formed JSON: \"%s\" is not an element name", key);
-					break;
-				}
-				if (rootval == NULL || json_object_get_type(rootval) != json_type_object)
-				{
-					*why = psprintf("not well-formed JSON: the value of \"%s\" must be an object", key);
-					break;
-				}
-				doc = xmlNewDoc((const xmlChar *) "1.0");
-				root = xmlNewDocNode(doc, NULL, (const xmlChar *) name, NULL);
-				xmlDocSetRootElement(doc, root);
-				ns = xmlNewNs(root, (const xmlChar *) NS, NULL);
-				xmlSetNs(root, ns);
-				if (!json_fill_element(root, rootval, 1, why))
-				{
-					xmlFreeDoc(doc);
-					doc = NULL;
-				}
-			}
-		}
-	}
-	PG_FINALLY();
-	{
-		json_object_put(jroot);
-	}
-	PG_END_TRY();
-	return doc;
-}
-
-/* XML: libxml2 without network access, DTDs or entity substitution */
-static xmlDocPtr
-read_xml(const char *text, int len, char **why)
-{
-	xmlParserCtxtPtr ctxt;
-	xmlDocPtr	doc;
-	xmlStructuredErrorFunc saved_handler = xmlStructuredError;
-	void	   *saved_context = xmlStructuredErrorContext;
-
-	xml_first_error[0] = '\0';
-	xmlSetStructuredErrorFunc(NULL, collect_xml_error);
-	ctxt = xmlNewParserCtxt();
-	if (ctxt == NULL)
-		doc = NULL;
-	else
-	{
-		doc = xmlCtxtReadMemory(ctxt, text, len, NULL, "UTF-8",
-								XML_PARSE_NONET | XML_PARSE_NOBLANKS);
-		if (doc != NULL && !ctxt->wellFormed)
-		{
-			xmlFreeDoc(doc);
-			doc = NULL;
-		}
-		xmlFreeParserCtxt(ctxt);
-	}
-	xmlSetStructuredErrorFunc(saved_context, saved_handler);
-
-	if (doc == NULL)
-	{
-		if (ctxt == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory")));
-		*why = psprintf("not well-formed XML: %s", xml_error_text());
-		return NULL;
-	}
-	if (doc->intSubset != NULL || doc->extSubset != NULL)
-	{
-		xmlFreeDoc(doc);
-		*why = pstrdup("not well-formed B2MML: DOCTYPE declarations are not accepted");
-		return NULL;
-	}
-	if (xmlDocGetRootElement(doc) == NULL)
-	{
-		xmlFreeDoc(doc);
-		*why = pstrdup("not well-formed XML: no root element");
-		return NULL;
-	}
-	return doc;
-}
-
-xmlDocPtr
-b2mml_read_message(const char *text, int len, B2mmlDialect *dialect,
-				   char **why)
-{
-	int			i = 0;
-
-	/* a UTF-8 byte order mark, then white space */
-	if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
-		i = 3;
-	while (i < len && isspace((unsigned char) text[i]))
-		i++;
-	if (i < len && (text[i] == '{' || text[i] == '['))
-		return b2mml_read_json(text + i, len - i, dialect, why);
-
-	*dialect = B2MML_XML;
-	if (i >= len)
-	{
-		*why = pstrdup("not well-formed: the message is empty");
-		return NULL;
-	}
-	if (text[i] != '<')
-	{
-		*why = pstrdup("not well-formed: the message is neither XML nor JSON");
-		return NULL;
-	}
-	return read_xml(text + i, len - i, why);
-}
-
-/* ----------------------------------------------------------------
- * Checks
- * ----------------------------------------------------------------
- */
-
-static bool
-digits(const char *s, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (!isdigit((unsigned char) s[i]))
-			return false;
-	return true;
-}
-
-static int
-num(const char *s, int n)
-{
-	int			v = 0;
-
-	for (int i = 0; i < n; i++)
-		v = v * 10 + (s[i] - '0');
-	return v;
-}
-
-/*
- * Is s an xs:dateTime: [-]YYYY-MM-DDThh:mm:ss[.f+][Z|(+|-)hh:mm]?  A value
- * without a time zone is valid (edinn sends local time).
- */
-static bool
-valid_datetime(const char *s)
-{
-	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	int			ylen = 0;
-	int			year,
-				month,
-				day,
-				hour,
-				minute,
-				second;
-
-	if (*s == '-')
-		s++;
-	while (isdigit((unsigned char) s[ylen]))
-		ylen++;
-	if (ylen < 4 || (ylen > 4 && s[0] == '0'))
-		return false;
-	year = ylen > 9 ? 1 : num(s, ylen);
-	s += ylen;
-	if (s[0] != '-' || !digits(s + 1, 2) || s[3] != '-' || !digits(s + 4, 2) ||
-		s[6] != 'T' || !digits(s + 7, 2) || s[9] != ':' || !digits(s + 10, 2) ||
-		s[12] != ':' || !digits(s + 13, 2))
-		return false;
-	month = num(s + 1, 2);
-	day = num(s + 4, 2);
-	hour = num(s + 7, 2);
-	minute = num(s + 10, 2);
-	second = num(s + 13, 2);
-	if (month < 1 || month > 12 || day < 1 || day > mdays[month - 1])
-		return false;
-	if (month == 2 && day == 29 &&
-		!((year % 4 == 0 && year % 100 != 0) || year % 400 == 0))
-		return false;
-	if (minute > 59 || second > 59 || hour > 24)
-		return false;
-	s += 15;
-	if (*s == '.')
-	{
-		if (!isdigit((unsigned char) s[1]))
-			return false;
-		s++;
-		while (isdigit((unsigned char) *s))
-			s++;
-	}
-	if (hour == 24 && (minute != 0 || second != 0))
-		return false;
-	if (*s == '\0')
-		return true;
-	if (s[0] == 'Z')
-		return s[1] == '\0';
-	if ((s[0] == '+' || s[0] == '-') && digits(s + 1, 2) && s[3] == ':' &&
-		digits(s + 4, 2) && s[6] == '\0')
-	{
-		int			th = num(s + 1, 2);
-		int			tm = num(s + 4, 2);
-
-		return tm <= 59 && (th < 14 || (th == 14 && tm == 0));
-	}
-	return false;
-}
-
-static bool
-ends_with(const char *s, const char *suffix)
-{
-	size_t		a = strlen(s);
-	size_t		b = strlen(suffix);
-
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-/* the first problem in node's subtree, or NULL */
-static char *
-check_tree(xmlNodePtr node, bool xml)
-{
-	const char *name = (const char *) node->name;
-
-	if (xml && (node->ns == NULL || strcmp((const char *) node->ns->href, NS) != 0))
-		return psprintf("wrong namespace: element %s is in %s%s%s, not in \"%s\"",
-						node_path(node),
-						node->ns ? "namespace \"" : "no namespace",
-						node->ns ? (const char *) node->ns->href : "",
-						node->ns ? "\"" : "", NS);
-
-	for (int i = 0; datetime_elements[i]; i++)
-		if (strcmp(name, datetime_elements[i]) == 0)
-		{
-			char	   *v = node_text(node);
-
-			if (v == NULL || !valid_datetime(v))
-				return psprintf("bad date-time: %s is \"%s\", not an xs:dateTime such as 2024-05-06T08:00:00Z",
-								node_path(node), v ? v : "");
-		}
-
-	if (strcmp(name, "Quantity") == 0 && first_child(node, "QuantityString") == NULL)
-		return psprintf("invalid quantity: %s has no QuantityString", node_path(node));
-	if (strcmp(name, "Value") == 0 && first_child(node, "ValueString") == NULL)
-		return psprintf("invalid value: %s has no ValueString", node_path(node));
-
-	for (int i = 0; i < lengthof(in_enums); i++)
-	{
-		const InEnum *e = &in_enums[i];
-		char	   *v;
-		bool		found = false;
-		StringInfoData allowed;
-
-		if (strcmp(name, e->element) != 0 ||
-			(e->parent_suffix && !(node->parent &&
-								   ends_with((const char *) node->parent->name,
-											 e->parent_suffix))))
-			continue;
-		v = node_text(node);
-		for (int j = 0; e->values[j]; j++)
-			if (v && strcmp(v, e->values[j]) == 0)
-				found = true;
-		if (found)
-			break;
-		initStringInfo(&allowed);
-		for (int j = 0; e->values[j]; j++)
-			appendStringInfo(&allowed, "%s%s", j ? ", " : "", e->values[j]);
-		return psprintf("invalid code: %s is \"%s\"; allowed: %s (case matters; other codes go in OtherValue with Other)",
-						node_path(node), v ? v : "", allowed.data);
-	}
-
-	for (xmlNodePtr c = node->children; c; c = c->next)
-	{
-		char	   *why;
-
-		if (c->type != XML_ELEMENT_NODE)
-			continue;
-		why = check_tree(c, xml);
-		if (why)
-			return why;
-	}
-	return NULL;
-}
-
-/* XSD validation of XML messages against mfgsync.b2mml_schema */
-static xmlSchemaPtr schema = NULL;
-static char *schema_path = NULL;	/* in TopMemoryContext */
-
-static char *
-check_schema(xmlDocPtr doc)
-{
-	xmlSchemaValidCtxtPtr vctxt;
-	int			rc;
-
-	if (mfgsync_b2mml_schema == NULL || mfgsync_b2mml_schema[0] == '\0')
-		return NULL;
-
-	if (schema == NULL || strcmp(schema_path, mfgsync_b2mml_schema) != 0)
-	{
-		xmlSchemaParserCtxtPtr pctxt;
-		xmlExternalEntityLoader saved_loader = xmlGetExternalEntityLoader();
-
-		if (schema)
-			xmlSchemaFree(schema);
-		schema = NULL;
-		if (schema_path)
-			pfree(schema_path);
-		schema_path = MemoryContextStrdup(TopMemoryContext, mfgsync_b2mml_schema);
-
-		/*
-		 * The schema includes its parts from files next to it.  PostgreSQL's
-		 * XML functions install a loader that refuses all external files, so
-		 * use libxml2's local-files-only loader while parsing.
-		 */
-		xml_first_error[0] = '\0';
-		xmlSetExternalEntityLoader(xmlNoNetExternalEntityLoader);
-		pctxt = xmlSchemaNewParserCtxt(schema_path);
-		if (pctxt)
-		{
-			xmlSchemaSetParserStructuredErrors(pctxt, collect_xml_error, NULL);
-			schema = xmlSchemaParse(pctxt);
-			xmlSchemaFreeParserCtxt(pctxt);
-		}
-		xmlSetExternalEntityLoader(saved_loader);
-		if (schema == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONFIG_FILE_ERROR),
-					 errmsg("could not load the B2MML schema \"%s\"", schema_path),
-					 errdetail("%s", xml_error_text()),
-					 errhint("Set mfgsync.b2mml_schema to the path of mfgsync-b2mml-V0600.xsd, or to an empty string.")));
-	}
-
-	xml_first_error[0] = '\0';
-	vctxt = xmlSchemaNewValidCtxt(schema);
-	if (vctxt == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	xmlSchemaSetValidStructuredErrors(vctxt, collect_xml_error, NULL);
-	rc = xmlSchemaValidateDoc(vctxt, doc);
-	xmlSchemaFreeValidCtxt(vctxt);
-	if (rc != 0)
-		return psprintf("not valid B2MML V0600: %s", xml_error_text());
-	return NULL;
-}
 
 /* the Sync verb's action code: Add (default), Change or Delete */
 static char *
@@ -897,26 +133,26 @@ check_action(InMessage *m, xmlNodePtr verb)
 	m->action = "Add";
 	if (strcmp(m->type->verb, "Sync") != 0)
 		return NULL;
-	for (xmlNodePtr ac = first_child(verb, "ActionCriteria"); ac;
-		 ac = next_sibling(ac, "ActionCriteria"))
-		for (xmlNodePtr ae = first_child(ac, "ActionExpression"); ae;
-			 ae = next_sibling(ae, "ActionExpression"))
+	for (xmlNodePtr ac = mfgsync_b2mml_child(verb, "ActionCriteria"); ac;
+		 ac = mfgsync_b2mml_next(ac, "ActionCriteria"))
+		for (xmlNodePtr ae = mfgsync_b2mml_child(ac, "ActionExpression"); ae;
+			 ae = mfgsync_b2mml_next(ae, "ActionExpression"))
 		{
-			char	   *code = attr_text(ae, "actionCode");
-			bool		first = (ac == first_child(verb, "ActionCriteria") &&
-								 ae == first_child(ac, "ActionExpression"));
+			char	   *code = mfgsync_b2mml_attr(ae, "actionCode");
+			bool		first = (ac == mfgsync_b2mml_child(verb, "ActionCriteria") &&
+								 ae == mfgsync_b2mml_child(ac, "ActionExpression"));
 
 			if (code == NULL)
-				return psprintf("unknown action code: %s has no actionCode", node_path(ae));
+				return psprintf("unknown action code: %s has no actionCode", mfgsync_b2mml_path(ae));
 			if (strcmp(code, "Add") != 0 && strcmp(code, "Change") != 0 &&
 				strcmp(code, "Delete") != 0)
 				return psprintf("unknown action code: \"%s\" in %s; Sync takes Add, Change or Delete",
-								code, node_path(ae));
+								code, mfgsync_b2mml_path(ae));
 			if (first)
 				m->action = code;
 			else if (strcmp(code, m->action) != 0)
 				return psprintf("unknown action code: %s says \"%s\" but an earlier ActionExpression says \"%s\"; one message takes one action",
-								node_path(ae), code, m->action);
+								mfgsync_b2mml_path(ae), code, m->action);
 		}
 	return NULL;
 }
@@ -938,12 +174,12 @@ check_message(InMessage *m)
 	char	   *bodid,
 			   *cdt;
 
-	if (xml && (root->ns == NULL || strcmp((const char *) root->ns->href, NS) != 0))
+	if (xml && (root->ns == NULL || strcmp((const char *) root->ns->href, MFGSYNC_B2MML_NS) != 0))
 		return psprintf("wrong namespace: root element %s is in %s%s%s; B2MML V0600 is \"%s\"",
 						rootname,
 						root->ns ? "namespace \"" : "no namespace",
 						root->ns ? (const char *) root->ns->href : "",
-						root->ns ? "\"" : "", NS);
+						root->ns ? "\"" : "", MFGSYNC_B2MML_NS);
 	for (int i = 0; i < lengthof(in_types); i++)
 		if (strcmp(rootname, in_types[i].root) == 0)
 			m->type = &in_types[i];
@@ -967,25 +203,25 @@ check_message(InMessage *m)
 		return psprintf("missing releaseID: the root element %s must have a releaseID attribute",
 						rootname);
 
-	why = check_tree(root, xml);
+	why = mfgsync_b2mml_check_tree(root, xml);
 	if (why)
 		return why;
 
 	/* ApplicationArea, DataArea, nothing else */
 	for (c = root->children; c; c = c->next)
 		if (c->type == XML_ELEMENT_NODE &&
-			!is_element(c, "ApplicationArea") && !is_element(c, "DataArea"))
+			!mfgsync_b2mml_is_element(c, "ApplicationArea") && !mfgsync_b2mml_is_element(c, "DataArea"))
 			return psprintf("unexpected element: %s in %s", c->name, rootname);
-	m->aa = first_child(root, "ApplicationArea");
+	m->aa = mfgsync_b2mml_child(root, "ApplicationArea");
 	if (m->aa == NULL)
 		return psprintf("missing ApplicationArea in %s", rootname);
-	cdt = child_text(m->aa, "CreationDateTime");
+	cdt = mfgsync_b2mml_child_text(m->aa, "CreationDateTime");
 	if (cdt == NULL)
 		return pstrdup("bad date-time: ApplicationArea has no CreationDateTime");
 	m->aa_ok = true;
 
-	bodid = child_text(m->aa, "BODID");
-	m->sender = child_text(first_child(m->aa, "Sender"), "LogicalID");
+	bodid = mfgsync_b2mml_child_text(m->aa, "BODID");
+	m->sender = mfgsync_b2mml_child_text(mfgsync_b2mml_child(m->aa, "Sender"), "LogicalID");
 	if (mfgsync_b2mml_dedup_key != MFG_B2MML_DEDUP_LOGICALID && bodid)
 		m->dedup_key = psprintf("BODID:%s", bodid);
 	else if (mfgsync_b2mml_dedup_key != MFG_B2MML_DEDUP_BODID && m->sender)
@@ -996,17 +232,17 @@ check_message(InMessage *m)
 						mfgsync_b2mml_dedup_key == MFG_B2MML_DEDUP_LOGICALID ? "Sender/LogicalID" :
 						"BODID and no Sender/LogicalID");
 
-	da = first_child(root, "DataArea");
+	da = mfgsync_b2mml_child(root, "DataArea");
 	if (da == NULL)
 		return psprintf("missing DataArea in %s", rootname);
-	verb = first_child(da, NULL);
+	verb = mfgsync_b2mml_child(da, NULL);
 	if (verb == NULL || strcmp((const char *) verb->name, m->type->verb) != 0)
 		return psprintf("missing verb: DataArea of %s must start with %s, found %s",
 						rootname, m->type->verb, verb ? (const char *) verb->name : "nothing");
-	if (first_child(da, m->type->noun) == NULL)
+	if (mfgsync_b2mml_child(da, m->type->noun) == NULL)
 		return psprintf("missing noun: DataArea of %s has no %s", rootname, m->type->noun);
 	for (c = verb->next; c; c = c->next)
-		if (c->type == XML_ELEMENT_NODE && !is_element(c, m->type->noun))
+		if (c->type == XML_ELEMENT_NODE && !mfgsync_b2mml_is_element(c, m->type->noun))
 			return psprintf("unexpected element: %s in the DataArea of %s, which takes %s",
 							c->name, rootname, m->type->noun);
 	why = check_action(m, verb);
@@ -1014,7 +250,7 @@ check_message(InMessage *m)
 		return why;
 
 	if (xml)
-		return check_schema(m->doc);
+		return mfgsync_b2mml_check_schema(m->doc);
 	return NULL;
 }
 
@@ -1155,15 +391,15 @@ eval_path(xmlNodePtr elem, const InPath *path)
 					node = NULL;
 				break;
 			case STEP_ATTRIBUTE:
-				return attr_text(node, st->name);
+				return mfgsync_b2mml_attr(node, st->name);
 			case STEP_CHILD:
-				for (c = first_child(node, st->name); c; c = next_sibling(c, st->name))
+				for (c = mfgsync_b2mml_child(node, st->name); c; c = mfgsync_b2mml_next(c, st->name))
 				{
 					char	   *v;
 
 					if (st->pred_name == NULL)
 						break;
-					v = child_text(c, st->pred_name);
+					v = mfgsync_b2mml_child_text(c, st->pred_name);
 					if (v && strcmp(v, st->pred_value) == 0)
 						break;
 				}
@@ -1171,7 +407,7 @@ eval_path(xmlNodePtr elem, const InPath *path)
 				break;
 		}
 	}
-	return node ? node_text(node) : NULL;
+	return node ? mfgsync_b2mml_text(node) : NULL;
 }
 
 /* paths a MaterialDefinition mapping may use: ShowMaterialInformation writes them */
@@ -1529,7 +765,7 @@ static void
 apply_elements(InMessage *m)
 {
 	const InMessageType *t = m->type;
-	xmlNodePtr	da = first_child(m->root, "DataArea");
+	xmlNodePtr	da = mfgsync_b2mml_child(m->root, "DataArea");
 	bool		removing = (t->kind == IN_CANCEL_PERFORMANCE ||
 							strcmp(m->action, "Delete") == 0);
 	InMapping  *map1 = load_mapping(t->level1);
@@ -1538,11 +774,11 @@ apply_elements(InMessage *m)
 	List	   *elems2 = NIL;
 	ListCell   *lc;
 
-	for (xmlNodePtr noun = first_child(da, t->noun); noun; noun = next_sibling(noun, t->noun))
-		for (xmlNodePtr e1 = first_child(noun, t->level1); e1; e1 = next_sibling(e1, t->level1))
+	for (xmlNodePtr noun = mfgsync_b2mml_child(da, t->noun); noun; noun = mfgsync_b2mml_next(noun, t->noun))
+		for (xmlNodePtr e1 = mfgsync_b2mml_child(noun, t->level1); e1; e1 = mfgsync_b2mml_next(e1, t->level1))
 		{
 			elems1 = lappend(elems1, e1);
-			for (xmlNodePtr e2 = first_child(e1, t->level2); e2; e2 = next_sibling(e2, t->level2))
+			for (xmlNodePtr e2 = mfgsync_b2mml_child(e1, t->level2); e2; e2 = mfgsync_b2mml_next(e2, t->level2))
 				elems2 = lappend(elems2, e2);
 		}
 
@@ -1612,20 +848,20 @@ now_datetime(void)
 static void
 add_application_area(xmlNodePtr parent, InMessage *m)
 {
-	xmlNodePtr	aa = add_child(parent, "ApplicationArea", NULL);
+	xmlNodePtr	aa = mfgsync_b2mml_add(parent, "ApplicationArea", NULL);
 
 	/* the same sender identity as mfgsync's outbound messages */
 	if (mfgsync_b2mml_component_id && mfgsync_b2mml_component_id[0])
-		add_child(add_child(aa, "Sender", NULL), "ComponentID",
+		mfgsync_b2mml_add(mfgsync_b2mml_add(aa, "Sender", NULL), "ComponentID",
 				  mfgsync_b2mml_component_id);
 	if (m->sender)
 	{
-		xmlNodePtr	receiver = add_child(aa, "Receiver", NULL);
+		xmlNodePtr	receiver = mfgsync_b2mml_add(aa, "Receiver", NULL);
 
-		add_child(receiver, "LogicalID", m->sender);
+		mfgsync_b2mml_add(receiver, "LogicalID", m->sender);
 	}
-	add_child(aa, "CreationDateTime", now_datetime());
-	add_child(aa, "BODID", new_uuid());
+	mfgsync_b2mml_add(aa, "CreationDateTime", now_datetime());
+	mfgsync_b2mml_add(aa, "BODID", new_uuid());
 }
 
 /*
@@ -1641,22 +877,22 @@ add_original_application_area(xmlNodePtr parent, InMessage *m)
 
 	if (!m->aa_ok)
 		return;
-	oaa = add_child(parent, "OriginalApplicationArea", NULL);
-	sender = first_child(m->aa, "Sender");
+	oaa = mfgsync_b2mml_add(parent, "OriginalApplicationArea", NULL);
+	sender = mfgsync_b2mml_child(m->aa, "Sender");
 	if (sender)
 	{
-		xmlNodePtr	s = add_child(oaa, "Sender", NULL);
+		xmlNodePtr	s = mfgsync_b2mml_add(oaa, "Sender", NULL);
 
-		if ((v = child_text(sender, "LogicalID")) != NULL)
-			add_child(s, "LogicalID", v);
-		if ((v = child_text(sender, "ComponentID")) != NULL)
-			add_child(s, "ComponentID", v);
-		if ((v = child_text(sender, "ConfirmationCode")) != NULL)
-			add_child(s, "ConfirmationCode", v);
+		if ((v = mfgsync_b2mml_child_text(sender, "LogicalID")) != NULL)
+			mfgsync_b2mml_add(s, "LogicalID", v);
+		if ((v = mfgsync_b2mml_child_text(sender, "ComponentID")) != NULL)
+			mfgsync_b2mml_add(s, "ComponentID", v);
+		if ((v = mfgsync_b2mml_child_text(sender, "ConfirmationCode")) != NULL)
+			mfgsync_b2mml_add(s, "ConfirmationCode", v);
 	}
-	add_child(oaa, "CreationDateTime", child_text(m->aa, "CreationDateTime"));
-	if ((v = child_text(m->aa, "BODID")) != NULL)
-		add_child(oaa, "BODID", v);
+	mfgsync_b2mml_add(oaa, "CreationDateTime", mfgsync_b2mml_child_text(m->aa, "CreationDateTime"));
+	if ((v = mfgsync_b2mml_child_text(m->aa, "BODID")) != NULL)
+		mfgsync_b2mml_add(oaa, "BODID", v);
 }
 
 static xmlNodePtr
@@ -1670,11 +906,11 @@ new_answer(InMessage *m, const char *rootname, bool release)
 	m->answer = xmlNewDoc((const xmlChar *) "1.0");
 	root = xmlNewDocNode(m->answer, NULL, (const xmlChar *) rootname, NULL);
 	xmlDocSetRootElement(m->answer, root);
-	ns = xmlNewNs(root, (const xmlChar *) NS, NULL);
+	ns = xmlNewNs(root, (const xmlChar *) MFGSYNC_B2MML_NS, NULL);
 	xmlSetNs(root, ns);
 	if (release)
 	{
-		char	   *rel = m->root ? attr_text(m->root, "releaseID") : NULL;
+		char	   *rel = m->root ? mfgsync_b2mml_attr(m->root, "releaseID") : NULL;
 
 		xmlSetProp(root, (const xmlChar *) "releaseID",
 				   (const xmlChar *) (rel ? rel : "B2MML-V0600"));
@@ -1695,19 +931,19 @@ build_confirm(InMessage *m, bool accepted, const char *description,
 				bod;
 
 	add_application_area(root, m);
-	da = add_child(root, "DataArea", NULL);
-	confirm = add_child(da, "Confirm", NULL);
+	da = mfgsync_b2mml_add(root, "DataArea", NULL);
+	confirm = mfgsync_b2mml_add(da, "Confirm", NULL);
 	add_original_application_area(confirm, m);
-	rc = add_child(confirm, "ResponseCriteria", NULL);
-	re = add_child(rc, "ResponseExpression", NULL);
+	rc = mfgsync_b2mml_add(confirm, "ResponseCriteria", NULL);
+	re = mfgsync_b2mml_add(rc, "ResponseExpression", NULL);
 	xmlSetProp(re, (const xmlChar *) "actionCode",
 			   (const xmlChar *) (accepted ? "Accepted" : "Rejected"));
-	bod = add_child(da, "BOD", NULL);
+	bod = mfgsync_b2mml_add(da, "BOD", NULL);
 	add_original_application_area(bod, m);
 	if (description)
-		add_child(bod, "Description", description);
+		mfgsync_b2mml_add(bod, "Description", description);
 	if (note && note[0])
-		add_child(bod, "Note", note);
+		mfgsync_b2mml_add(bod, "Note", note);
 }
 
 /* the mapping column whose path is name (one step), or -1 */
@@ -1739,16 +975,16 @@ material_unit_column(InMapping *map, int vcol)
 static void
 add_material(xmlNodePtr parent, InMapping *map, HeapTuple tup, TupleDesc td)
 {
-	xmlNodePtr	md = add_child(parent, "MaterialDefinition", NULL);
+	xmlNodePtr	md = mfgsync_b2mml_add(parent, "MaterialDefinition", NULL);
 	int			i;
 	char	   *v;
 
 	/* schema order: ID, Description, MaterialDefinitionProperty*, MaterialClassID */
 	if ((i = material_column(map, "ID")) >= 0)
-		add_child(md, "ID", SPI_getvalue(tup, td, i + 1));
+		mfgsync_b2mml_add(md, "ID", SPI_getvalue(tup, td, i + 1));
 	if ((i = material_column(map, "Description")) >= 0 &&
 		(v = SPI_getvalue(tup, td, i + 1)) != NULL)
-		add_child(md, "Description", v);
+		mfgsync_b2mml_add(md, "Description", v);
 	for (i = 0; i < map->ncols; i++)
 	{
 		const InPath *p = &map->cols[i].path;
@@ -1759,17 +995,17 @@ add_material(xmlNodePtr parent, InMapping *map, HeapTuple tup, TupleDesc td)
 		if (p->nsteps != 3 || strcmp(p->steps[2].name, "ValueString") != 0 ||
 			(v = SPI_getvalue(tup, td, i + 1)) == NULL)
 			continue;
-		prop = add_child(md, "MaterialDefinitionProperty", NULL);
-		add_child(prop, "ID", p->steps[0].pred_value);
-		value = add_child(prop, "Value", NULL);
-		add_child(value, "ValueString", v);
+		prop = mfgsync_b2mml_add(md, "MaterialDefinitionProperty", NULL);
+		mfgsync_b2mml_add(prop, "ID", p->steps[0].pred_value);
+		value = mfgsync_b2mml_add(prop, "Value", NULL);
+		mfgsync_b2mml_add(value, "ValueString", v);
 		if ((u = material_unit_column(map, i)) >= 0 &&
 			(v = SPI_getvalue(tup, td, u + 1)) != NULL)
-			add_child(value, "UnitOfMeasure", v);
+			mfgsync_b2mml_add(value, "UnitOfMeasure", v);
 	}
 	if ((i = material_column(map, "MaterialClassID")) >= 0 &&
 		(v = SPI_getvalue(tup, td, i + 1)) != NULL)
-		add_child(md, "MaterialClassID", v);
+		mfgsync_b2mml_add(md, "MaterialClassID", v);
 }
 
 /* GetMaterialInformation: ShowMaterialInformation from the material table */
@@ -1777,7 +1013,7 @@ static void
 answer_get_material(InMessage *m)
 {
 	InMapping  *map = load_mapping("MaterialDefinition");
-	xmlNodePtr	da = first_child(m->root, "DataArea");
+	xmlNodePtr	da = mfgsync_b2mml_child(m->root, "DataArea");
 	xmlNodePtr	root,
 				ada,
 				show,
@@ -1797,33 +1033,33 @@ answer_get_material(InMessage *m)
 
 	root = new_answer(m, "ShowMaterialInformation", true);
 	add_application_area(root, m);
-	ada = add_child(root, "DataArea", NULL);
-	show = add_child(ada, "Show", NULL);
+	ada = mfgsync_b2mml_add(root, "DataArea", NULL);
+	show = mfgsync_b2mml_add(ada, "Show", NULL);
 	add_original_application_area(show, m);
-	rc = add_child(show, "ResponseCriteria", NULL);
-	re = add_child(rc, "ResponseExpression", NULL);
+	rc = mfgsync_b2mml_add(show, "ResponseCriteria", NULL);
+	re = mfgsync_b2mml_add(rc, "ResponseExpression", NULL);
 	xmlSetProp(re, (const xmlChar *) "actionCode", (const xmlChar *) "Accepted");
 
-	for (xmlNodePtr mi = first_child(da, "MaterialInformation"); mi;
-		 mi = next_sibling(mi, "MaterialInformation"))
+	for (xmlNodePtr mi = mfgsync_b2mml_child(da, "MaterialInformation"); mi;
+		 mi = mfgsync_b2mml_next(mi, "MaterialInformation"))
 	{
-		xmlNodePtr	out = add_child(ada, "MaterialInformation", NULL);
+		xmlNodePtr	out = mfgsync_b2mml_add(ada, "MaterialInformation", NULL);
 
-		for (xmlNodePtr c = first_child(mi, NULL); c; c = next_sibling(c, NULL))
+		for (xmlNodePtr c = mfgsync_b2mml_child(mi, NULL); c; c = mfgsync_b2mml_next(c, NULL))
 		{
 			char	   *id;
 			int			rc2;
 
-			if (!is_element(c, "MaterialDefinition"))
+			if (!mfgsync_b2mml_is_element(c, "MaterialDefinition"))
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("unsupported request: GetMaterialInformation answers MaterialDefinition only, not %s",
 								c->name)));
-			id = child_text(c, "ID");
+			id = mfgsync_b2mml_child_text(c, "ID");
 			if (id == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_NOT_NULL_VIOLATION),
-						 errmsg("missing ID: %s has no ID", node_path(c))));
+						 errmsg("missing ID: %s has no ID", mfgsync_b2mml_path(c))));
 			if (strcmp(id, "*") == 0)
 			{
 				if (map->select_all == NULL)
@@ -1894,24 +1130,6 @@ free_message(void *arg)
 	m->doc = m->answer = NULL;
 }
 
-/* the answer as XML text, UTF-8 (what inbound_message keeps) */
-static char *
-serialize_answer(InMessage *m)
-{
-	xmlChar    *buf;
-	int			len;
-	char	   *result;
-
-	xmlDocDumpFormatMemoryEnc(m->answer, &buf, &len, "UTF-8", 1);
-	if (buf == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	result = pnstrdup((const char *) buf, len);
-	xmlFree(buf);
-	return result;
-}
-
 /* a kept XML answer in the syntax of the message it answers */
 static char *
 answer_in_dialect(InMessage *m, char *xml)
@@ -1920,11 +1138,14 @@ answer_in_dialect(InMessage *m, char *xml)
 		return xml;
 	if (m->answer == NULL)
 	{
-		m->answer = xmlReadMemory(xml, strlen(xml), NULL, "UTF-8", XML_PARSE_NONET);
+		B2mmlDialect kept;
+		char	   *why = NULL;
+
+		m->answer = mfgsync_b2mml_read(xml, strlen(xml), "UTF-8", &kept, &why);
 		if (m->answer == NULL)
-			elog(ERROR, "could not parse a kept B2MML answer");
+			elog(ERROR, "could not parse a kept B2MML answer: %s", why);
 	}
-	return b2mml_doc_to_json(m->answer, m->dialect);
+	return mfgsync_b2mml_doc_to_json(m->answer, m->dialect);
 }
 
 /* errors that say something about the message (and so reject it) */
@@ -1971,7 +1192,7 @@ apply_message(InMessage *m)
 				{
 					char	   *settle_why = NULL;
 
-					if (!b2mml_settle_confirm(m->doc, &settle_why))
+					if (!mfgsync_b2mml_settle_confirm(m->doc, &settle_why))
 						why = psprintf("unknown original message: %s",
 									   settle_why ? settle_why :
 									   "no outbound message matches the OriginalApplicationArea");
@@ -2002,10 +1223,10 @@ apply_message(InMessage *m)
 		/* the error's own context is SQL text of ours: name the element */
 		if (apply_elem && apply_col)
 			why = psprintf("%s (at %s, column %s from %s)", edata->message,
-						   node_path(apply_elem), apply_col->name,
+						   mfgsync_b2mml_path(apply_elem), apply_col->name,
 						   apply_col->path_text);
 		else if (apply_elem)
-			why = psprintf("%s (at %s)", edata->message, node_path(apply_elem));
+			why = psprintf("%s (at %s)", edata->message, mfgsync_b2mml_path(apply_elem));
 		else
 			why = pstrdup(edata->message);
 		/* one line */
@@ -2118,7 +1339,7 @@ mfgsync_receive_b2mml(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	m->doc = b2mml_read_message(utf8, len, &m->dialect, &why);
+	m->doc = mfgsync_b2mml_read(utf8, len, "UTF-8", &m->dialect, &why);
 	if (m->doc)
 	{
 		m->root = xmlDocGetRootElement(m->doc);
@@ -2134,7 +1355,7 @@ mfgsync_receive_b2mml(PG_FUNCTION_ARGS)
 		if (!(accepted && m->type->kind == IN_GET_MATERIAL))
 			build_confirm(m, accepted, accepted ? NULL : why,
 						  accepted ? m->note.data : NULL);
-		answer = serialize_answer(m);
+		answer = mfgsync_b2mml_doc_to_json(m->answer, B2MML_XML);
 		record_message(m, m->root ? (const char *) m->root->name : NULL,
 					   accepted, why, answer);
 	}

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * b2mml_in.h
- *		  Inbound B2MML: the lenient message reader and receive_b2mml
+ *		  Inbound B2MML: receive_b2mml (b2mml_in.c) and the checks of the
+ *		  messages it takes (b2mml_check.c)
  *
  * The Business To Manufacturing Markup Language (B2MML) is used courtesy
  * of MESA International.
@@ -32,20 +33,8 @@ typedef enum MfgB2mmlDedupKey
 extern char *mfgsync_b2mml_schema;
 extern int	mfgsync_b2mml_dedup_key;
 
-/*
- * Read a B2MML message given as XML or as JSON in either dialect (MESA's
- * B2MML-JSON or edinn's) into one libxml2 tree, every element in the B2MML
- * V0600 namespace.  text is UTF-8.  On success *dialect says which syntax
- * the message used; the caller frees the tree with xmlFreeDoc.  On failure
- * returns NULL and sets *why (palloc'd) to a one-line reason; *dialect is
- * still set to the syntax the text looked like.  Never raises an error for
- * bad input.
- */
-extern xmlDocPtr b2mml_read_message(const char *text, int len,
-									B2mmlDialect *dialect, char **why);
-
-/* the JSON half of b2mml_read_message, usable on its own */
-extern xmlDocPtr b2mml_read_json(const char *text, int len,
-								 B2mmlDialect *dialect, char **why);
+/* in b2mml_check.c: what well-formedness does not catch */
+extern char *mfgsync_b2mml_check_tree(xmlNodePtr node, bool xml);
+extern char *mfgsync_b2mml_check_schema(xmlDocPtr doc);
 
 #endif							/* MFGSYNC_B2MML_IN_H */

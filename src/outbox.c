@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * outbox.c
- *		  Writing change events into the transactional outbox
+ *		  Writing change events into the transactional outbox (and reading
+ *		  one back for the previews)
  *
  * Events are inserted into mfgsync.outbox by the capture trigger, inside
  * the transaction that made the change: they commit and roll back with it.
@@ -45,6 +46,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
+#include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -300,4 +302,42 @@ mfgsync_outbox_close(MfgOutboxWriter *w)
 	pfree(w->indexrels);
 	pfree(w->indexinfos);
 	pfree(w);
+}
+
+/* ---------------------------------------------------------------------
+ * Reading one event back (previews: webhook_render, b2mml_render)
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * mfgsync_outbox_read_event
+ *		Event event_id as the senders read it, into *ev: its JSON members as
+ *		JSON text, created_at as a JSON string.  SPI must be connected (in a
+ *		transaction); the strings are in SPI's memory.  Raises no_data_found
+ *		when the event is not in the outbox.
+ */
+void
+mfgsync_outbox_read_event(int64 event_id, MfgEvent *ev)
+{
+	Datum		args[1] = {Int64GetDatum(event_id)};
+	Oid			types[1] = {INT8OID};
+	int			rc;
+
+	rc = SPI_execute_with_args("SELECT o.message_type, o.action, o.key::text, o.data::text, "
+							   "       o.old_data::text, to_json(o.created_at)::text "
+							   "  FROM mfgsync.outbox o WHERE o.id = $1",
+							   1, types, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading the outbox failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("event " INT64_FORMAT " is not in the outbox", event_id)));
+	ev->id = event_id;
+	ev->message_type = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	ev->action = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	ev->key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	ev->data = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	ev->old_data = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+	ev->time = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
 }

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * outbox.h
- *		  Writing change events into the transactional outbox
+ *		  Writing change events into the transactional outbox (and reading
+ *		  one back for the previews)
  *
  * Portions Copyright (c) 2026, mfgsync developers
  *
@@ -12,6 +13,8 @@
  */
 #ifndef MFGSYNC_OUTBOX_H
 #define MFGSYNC_OUTBOX_H
+
+#include "webhook.h"
 
 /* actions, as stored in mfgsync.outbox.action */
 #define MFGSYNC_ACTION_ADD		"Add"
@@ -26,5 +29,6 @@ extern void mfgsync_outbox_append(MfgOutboxWriter *w, text *message_type,
 								  const char *action, const char *key,
 								  const char *data, const char *old_data);
 extern void mfgsync_outbox_close(MfgOutboxWriter *w);
+extern void mfgsync_outbox_read_event(int64 event_id, MfgEvent *ev);
 
 #endif							/* MFGSYNC_OUTBOX_H */

@@ -219,8 +219,6 @@ Datum
 mfgsync_webhook_render(PG_FUNCTION_ARGS)
 {
 	int64		event_id = PG_GETARG_INT64(0);
-	Datum		args[1] = {Int64GetDatum(event_id)};
-	Oid			types[1] = {INT8OID};
 	MemoryContext callercxt = CurrentMemoryContext;
 	MfgEvent	ev;
 	StringInfoData buf;
@@ -228,23 +226,7 @@ mfgsync_webhook_render(PG_FUNCTION_ARGS)
 
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
-	rc = SPI_execute_with_args("SELECT o.message_type, o.action, o.key::text, o.data::text, "
-							   "       o.old_data::text, to_json(o.created_at)::text "
-							   "  FROM mfgsync.outbox o WHERE o.id = $1",
-							   1, types, args, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "reading the outbox failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("event " INT64_FORMAT " is not in the outbox", event_id)));
-	ev.id = event_id;
-	ev.message_type = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	ev.action = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	ev.key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	ev.data = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
-	ev.old_data = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
-	ev.time = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
+	mfgsync_outbox_read_event(event_id, &ev);
 	initStringInfo(&buf);
 	mfgsync_webhook_append(&buf, MFG_ENVELOPE_WEBHOOK, &ev, NULL);
 	MemoryContextSwitchTo(callercxt);

@@ -506,6 +506,39 @@ format_value(Datum value, Oid type)
 	}
 }
 
+/* a parameter's text; an IN list comma-separated; NULL if it is empty */
+static char *
+param_value(Datum v, Oid type, int op)
+{
+	ArrayType  *arr;
+	Oid			elemtype;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+	StringInfoData buf;
+
+	if (op != MFG_OP_IN)
+		return format_value(v, type);
+	arr = DatumGetArrayTypeP(v);
+	elemtype = ARR_ELEMTYPE(arr);
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, elemtype, typlen, typbyval, typalign,
+					  &elems, &nulls, &n);
+	initStringInfo(&buf);
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			continue;
+		appendStringInfo(&buf, "%s%s", buf.len ? "," : "",
+						 format_value(elems[i], elemtype));
+	}
+	return buf.len > 0 ? buf.data : NULL;
+}
+
 /* compute the pushed parameters; false when one is NULL (no row matches) */
 static bool
 eval_params(ForeignScanState *node, MfgFdwExecState *st, List **params)
@@ -530,36 +563,9 @@ eval_params(ForeignScanState *node, MfgFdwExecState *st, List **params)
 		if (isnull)
 			return false;
 		p->name = strVal(lfirst(ln));
-		if (lfirst_int(lo) == MFG_OP_IN)
-		{
-			ArrayType  *arr = DatumGetArrayTypeP(v);
-			Oid			elemtype = ARR_ELEMTYPE(arr);
-			int16		typlen;
-			bool		typbyval;
-			char		typalign;
-			Datum	   *elems;
-			bool	   *nulls;
-			int			n,
-						i;
-			StringInfoData buf;
-
-			get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-			deconstruct_array(arr, elemtype, typlen, typbyval, typalign,
-							  &elems, &nulls, &n);
-			initStringInfo(&buf);
-			for (i = 0; i < n; i++)
-			{
-				if (nulls[i])
-					continue;
-				appendStringInfo(&buf, "%s%s", buf.len ? "," : "",
-								 format_value(elems[i], elemtype));
-			}
-			if (buf.len == 0)
-				return false;
-			p->value = buf.data;
-		}
-		else
-			p->value = format_value(v, type);
+		p->value = param_value(v, type, lfirst_int(lo));
+		if (p->value == NULL)
+			return false;
 		*params = lappend(*params, p);
 	}
 	return true;
@@ -712,11 +718,12 @@ http_explain(ForeignScanState *node, ExplainState *es)
 			Node	   *expr = (Node *) lfirst(le);
 
 			p->name = strVal(lfirst(ln));
-			if (IsA(expr, Const) && !((Const *) expr)->constisnull &&
-				lfirst_int(lo) != MFG_OP_IN)
-				p->value = format_value(((Const *) expr)->constvalue,
-										((Const *) expr)->consttype);
-			else
+			p->value = NULL;
+			if (IsA(expr, Const) && !((Const *) expr)->constisnull)
+				p->value = param_value(((Const *) expr)->constvalue,
+									   ((Const *) expr)->consttype,
+									   lfirst_int(lo));
+			if (p->value == NULL)
 				p->value = "?";
 			params = lappend(params, p);
 			appendStringInfo(&pushed, "%s%s %s %s", pushed.len ? ", " : "",

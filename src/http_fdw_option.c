@@ -28,6 +28,7 @@
 
 #include <limits.h>
 
+#include "access/htup_details.h"
 #include "access/reloptions.h"
 #include "access/table.h"
 #include "catalog/pg_foreign_data_wrapper.h"
@@ -40,6 +41,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 
 /* the catalogs an option may appear in */
@@ -612,6 +614,36 @@ opt_int(List *options, const char *name, int dflt)
 }
 
 /*
+ * user_mapping_options
+ *		The options of userid's user mapping for serverid, else PUBLIC's,
+ *		else NIL (*umid InvalidOid).  GetUserMapping would raise instead.
+ */
+static List *
+user_mapping_options(Oid userid, Oid serverid, Oid *umid)
+{
+	HeapTuple	tp;
+	Datum		datum;
+	bool		isnull;
+	List	   *options = NIL;
+
+	tp = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(userid),
+						 ObjectIdGetDatum(serverid));
+	if (!HeapTupleIsValid(tp))
+		tp = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
+							 ObjectIdGetDatum(serverid));
+	*umid = InvalidOid;
+	if (!HeapTupleIsValid(tp))
+		return NIL;
+	*umid = ((Form_pg_user_mapping) GETSTRUCT(tp))->oid;
+	datum = SysCacheGetAttr(USERMAPPINGUSERSERVER, tp,
+							Anum_pg_user_mapping_umoptions, &isnull);
+	if (!isnull)
+		options = untransformRelOptions(datum);
+	ReleaseSysCache(tp);
+	return options;
+}
+
+/*
  * mfgsync_fdw_server_load
  *		Resolve a server's options, the given table options on top of its
  *		table defaults, and userid's user mapping (or PUBLIC's).  The result
@@ -622,7 +654,6 @@ MfgFdwTable *
 mfgsync_fdw_server_load(Oid serverid, Oid userid, List *extra_table_options)
 {
 	ForeignServer *server = GetForeignServer(serverid);
-	UserMapping *um;
 	MfgFdwTable *t = palloc0(sizeof(MfgFdwTable));
 	List	   *opts = list_concat(list_copy(server->options),
 								   extra_table_options);
@@ -635,18 +666,7 @@ mfgsync_fdw_server_load(Oid serverid, Oid userid, List *extra_table_options)
 	t->userid = userid;
 
 	/* a missing user mapping is fine when the API needs no credentials */
-	PG_TRY();
-	{
-		um = GetUserMapping(userid, serverid);
-		um_opts = um->options;
-		t->umid = um->umid;
-	}
-	PG_CATCH();
-	{
-		FlushErrorState();
-		t->umid = InvalidOid;
-	}
-	PG_END_TRY();
+	um_opts = user_mapping_options(userid, serverid, &t->umid);
 
 	t->base_url = opt(opts, "base_url", NULL);
 	if (t->base_url == NULL)

@@ -211,7 +211,8 @@ class Handler(BaseHTTPRequestHandler):
             STATS["requests"] += 1
         if u.path == "/_admin/stats":
             with LOCK:
-                return self.send(200, dict(STATS))
+                stats = dict(STATS)
+            return self.send(200, stats)
         parts = [p for p in u.path.split("/") if p]
         style = "data"
         if len(parts) == 2 and parts[0] in ("plain", "cursor", "next", "link"):
@@ -244,7 +245,8 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "huge":
             page, nxt = rows, None
         elif style == "cursor":
-            start = int(q.get("cursor") or 0)
+            cur = q.get("cursor") or "0"
+            start = int(cur) if cur.isdigit() else 0
             lim = int(q.get("limit", "100"))
             page = rows[start:start + lim]
             nxt = str(start + lim) if start + lim < total else None

@@ -428,6 +428,11 @@ check_value(const MfgFdwOption *opt, const char *value)
 			}
 			break;
 		case K_JSONPATH:
+			if (value[0] == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"%s\" must not be empty", opt->name),
+						 errhint("A JSON path is \"$\" or keys and array indexes such as \"data.items\" or \"$.ops[0].machine\".")));
 			mfgsync_fdw_path_parse(&path, value, opt->name);
 			break;
 		case K_HEADERS:

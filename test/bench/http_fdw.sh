@@ -126,7 +126,7 @@ EOF
 echo "== 1. mfgsync_http: $((PAGES * PAGE_ROWS)) rows in pages of $PAGE_ROWS (best of 3)"
 best_fdw=""
 for i in 1 2 3; do
-    read -r secs result hwm <<<"$(timed "SELECT count(*) || '/' || max(\"end\") FROM orders_1m")"
+    read -r secs result hwm <<<"$(timed "SELECT count(*) || '/' || replace(max(\"end\")::text, ' ', 'T') FROM orders_1m")"
     echo "   run $i: ${secs}s ($result), VmHWM ${hwm} kB"
     if [ -z "$best_fdw" ] || awk "BEGIN{exit !($secs < $best_fdw)}"; then best_fdw=$secs; fdw_hwm=$hwm; fi
 done
@@ -139,7 +139,7 @@ DECLARE r text;
 BEGIN
     CREATE TEMP TABLE raw (doc text);
     COPY raw FROM PROGRAM 'curl -s http://127.0.0.1:$NGINX_PORT/all.json';
-    SELECT count(*) || '/' || max(o."end") INTO r
+    SELECT count(*) || '/' || replace(max(o."end")::text, ' ', 'T') INTO r
       FROM raw, json_to_recordset(raw.doc::json)
            AS o(order_code text, product_code text, start timestamptz, "end" timestamptz, machine_code text);
     DROP TABLE raw;
@@ -155,7 +155,7 @@ done
 big_hwm=""
 if [ "$BIG_ROWS" -gt 0 ]; then
     echo "== 3. mfgsync_http: $BIG_ROWS rows (memory must not grow)"
-    read -r secs result hwm <<<"$(timed "SELECT count(*) || '/' || max(\"end\") FROM orders_big")"
+    read -r secs result hwm <<<"$(timed "SELECT count(*) || '/' || replace(max(\"end\")::text, ' ', 'T') FROM orders_big")"
     echo "   ${secs}s ($result), VmHWM ${hwm} kB"
     big_hwm=$hwm
     big_rate=$(awk "BEGIN{printf \"%d\", $BIG_ROWS / $secs}")

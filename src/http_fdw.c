@@ -304,8 +304,10 @@ add_param_path(PlannerInfo *root, RelOptInfo *baserel, RestrictInfo *ri,
 	if (bms_is_empty(outer) || bms_overlap(outer, baserel->relids))
 		return;
 	foreach(lc, *seen)
+	{
 		if (bms_equal(outer, (Relids) lfirst(lc)))
 			return;
+	}
 	*seen = lappend(*seen, outer);
 	ppi = get_baserel_parampathinfo(root, baserel, outer);
 	path = create_foreignscan_path(root, baserel, NULL,
@@ -859,29 +861,29 @@ import_resource(ImportForeignSchemaStmt *stmt, Oid serverid, const char *name,
 				continue;
 			{
 				json_object_object_foreach(row, key, val)
-			{
-				int			k = 0;
-				InferredType it = infer(val);
+				{
+					int			k = 0;
+					InferredType it = infer(val);
 
-				foreach(lc, keys)
-				{
-					if (strcmp(strVal(lfirst(lc)), key) == 0)
-						break;
-					k++;
-				}
-				if (lc == NULL)
-				{
-					if (list_length(keys) >= 1024)
+					foreach(lc, keys)
+					{
+						if (strcmp(strVal(lfirst(lc)), key) == 0)
+							break;
+						k++;
+					}
+					if (lc == NULL)
+					{
+						if (list_length(keys) >= 1024)
+							continue;
+						keys = lappend(keys, makeString(pstrdup(key)));
+					}
+					if (it == INF_UNKNOWN)
 						continue;
-					keys = lappend(keys, makeString(pstrdup(key)));
+					if (types[k] == INF_UNKNOWN)
+						types[k] = it;
+					else if (types[k] != it)
+						types[k] = INF_TEXT;
 				}
-				if (it == INF_UNKNOWN)
-					continue;
-				if (types[k] == INF_UNKNOWN)
-					types[k] = it;
-				else if (types[k] != it)
-					types[k] = INF_TEXT;
-			}
 			}
 		}
 	}
@@ -975,7 +977,7 @@ http_import(ImportForeignSchemaStmt *stmt, Oid serverOid)
 
 		foreach(lt, stmt->table_list)
 			if (strcmp(((RangeVar *) lfirst(lt))->relname, name) == 0)
-				listed = true;
+			listed = true;
 		wanted = stmt->list_type == FDW_IMPORT_SCHEMA_ALL ||
 			(stmt->list_type == FDW_IMPORT_SCHEMA_LIMIT_TO && listed) ||
 			(stmt->list_type == FDW_IMPORT_SCHEMA_EXCEPT && !listed);

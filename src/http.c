@@ -317,7 +317,9 @@ mfgsync_http_wait(MfgHttp *http, long max_wait_ms)
 
 	set = CreateWaitEventSet(CurrentMemoryContext, 2 + http->nsockets);
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	/* a single-user backend (the FDW) has no postmaster to watch */
+	if (IsUnderPostmaster)
+		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	for (i = 0; i < http->nsockets; i++)
 	{
 		uint32		ev = 0;

@@ -134,6 +134,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def send(self, status, body, headers=None, auth="none"):
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        # logged before answering: a client that has the answer finds the line
+        self.record(status, auth)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -141,7 +143,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
-        self.record(status, auth)
 
     def check_auth(self, q):
         mode = ARGS.auth
@@ -301,6 +302,7 @@ class Handler(BaseHTTPRequestHandler):
             bad = third.replace(b'"quantity": ', b'"quantity": 1x', 1)
             data = data.replace(third, bad, 1)
         if fault == "truncated":
+            self.record(200, auth)
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Connection", "close")
@@ -308,7 +310,6 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data[:len(data) // 2])
             self.wfile.flush()
             self.close_connection = True
-            self.record(200, auth)
             return
         self.send(200, data, headers, auth=auth)
 

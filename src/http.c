@@ -227,6 +227,51 @@ mfgsync_http_start(MfgHttp *http, MfgHttpRequest *req)
 	http->in_flight++;
 }
 
+/*
+ * mfgsync_http_start_get
+ *		Hand a GET request with its headers to the multi handle (the
+ *		mfgsync_http foreign-data wrapper; the caller may have replaced the
+ *		write callback to stream the answer).
+ */
+void
+mfgsync_http_start_get(MfgHttp *http, MfgHttpRequest *req)
+{
+	CURLMcode	rc;
+
+	curl_easy_setopt(req->easy, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, req->headers);
+	req->started = GetCurrentTimestamp();
+	rc = curl_multi_add_handle(http->multi, req->easy);
+	if (rc != CURLM_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not start an HTTP request: %s",
+						curl_multi_strerror(rc))));
+	http->in_flight++;
+}
+
+/*
+ * mfgsync_http_abort
+ *		Stop a request that may still be running and release it; for error
+ *		paths (does not raise).
+ */
+void
+mfgsync_http_abort(MfgHttp *http, MfgHttpRequest *req)
+{
+	if (req->started != 0 &&
+		curl_multi_remove_handle(http->multi, req->easy) == CURLM_OK &&
+		req->result == CURLE_OK && req->status == 0 && http->in_flight > 0)
+		http->in_flight--;
+	/* a handle stopped mid-transfer is not kept for reuse */
+	curl_easy_cleanup(req->easy);
+	curl_slist_free_all(req->headers);
+	pfree(req->body.data);
+	pfree(req->response.data);
+	if (req->redirect_url)
+		pfree(req->redirect_url);
+	pfree(req);
+}
+
 /* let libcurl act on a socket, or on its timeout */
 static void
 socket_action(MfgHttp *http, curl_socket_t fd, int flags)
@@ -272,7 +317,9 @@ mfgsync_http_wait(MfgHttp *http, long max_wait_ms)
 
 	set = CreateWaitEventSet(CurrentMemoryContext, 2 + http->nsockets);
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	/* a single-user backend (the FDW) has no postmaster to watch */
+	if (IsUnderPostmaster)
+		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	for (i = 0; i < http->nsockets; i++)
 	{
 		uint32		ev = 0;

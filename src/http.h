@@ -54,6 +54,8 @@ extern MfgHttp *mfgsync_http_create(MemoryContext cxt);
 extern MfgHttpRequest *mfgsync_http_request(MfgHttp *http, const char *url,
 											const MfgHttpOptions *opts);
 extern void mfgsync_http_start(MfgHttp *http, MfgHttpRequest *req);
+extern void mfgsync_http_start_get(MfgHttp *http, MfgHttpRequest *req);
+extern void mfgsync_http_abort(MfgHttp *http, MfgHttpRequest *req);
 extern bool mfgsync_http_wait(MfgHttp *http, long max_wait_ms);
 extern MfgHttpRequest *mfgsync_http_next_done(MfgHttp *http);
 extern void mfgsync_http_free(MfgHttp *http, MfgHttpRequest *req);

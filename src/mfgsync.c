@@ -20,6 +20,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
+#include "http_fdw.h"
 #include "mfgsync.h"
 #include "worker.h"
 
@@ -46,4 +47,5 @@ _PG_init(void)
 
 	mfgsync_guc_define();
 	mfgsync_worker_init();
+	mfgsync_http_fdw_init();
 }

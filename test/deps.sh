@@ -9,7 +9,8 @@ postgresql-15 postgresql-client-15 postgresql-server-dev-15 postgresql-contrib
 libcurl4-openssl-dev libjson-c-dev libxml2-dev libipc-run-perl
 postgresql-15-pgq3 valgrind
 python3 nginx-light wrk openssl
-libxml2-utils mariadb-server mariadb-client postgresql-15-mysql-fdw"
+libxml2-utils mariadb-server mariadb-client postgresql-15-mysql-fdw
+curl"
 
 missing=""
 for p in $PACKAGES; do

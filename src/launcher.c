@@ -235,35 +235,45 @@ mfgsync_extension_exists(void)
 	return exists;
 }
 
-static BackgroundWorkerHandle *
-start_sender(int index)
+/*
+ * mfgsync_start_worker
+ *		Start one of the launcher's dynamic workers: function is its entry
+ *		point in this library, main_arg its argument and extra (up to
+ *		BGW_EXTRALEN bytes) goes to bgw_extra.  The launcher restarts its
+ *		workers, not the postmaster (BGW_NEVER_RESTART: after a crash the
+ *		postmaster would restart them and the new launcher start a second
+ *		set); a worker's exit sets the launcher's latch (bgw_notify_pid).
+ *		Returns NULL, with a WARNING carrying hint, if no slot is free.
+ */
+BackgroundWorkerHandle *
+mfgsync_start_worker(const char *function, const char *type, const char *name,
+					 int32 main_arg, const void *extra, Size extralen,
+					 const char *hint)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 
+	Assert(extralen <= BGW_EXTRALEN);
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
 		BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	/*
-	 * The launcher restarts senders, not the postmaster: after a crash the
-	 * postmaster would restart them and the new launcher start a second
-	 * set.  A sender's exit sets our latch (bgw_notify_pid).
-	 */
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, MFGSYNC_NAME);
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "mfgsync_sender_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "mfgsync sender %d", index);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "mfgsync sender");
-	worker.bgw_main_arg = Int32GetDatum(index);
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "%s", name);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "%s", type);
+	worker.bgw_main_arg = Int32GetDatum(main_arg);
+	if (extralen > 0)
+		memcpy(worker.bgw_extra, extra, extralen);
 	worker.bgw_notify_pid = MyProcPid;
 
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
 	{
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start mfgsync sender %d", index),
-				 errhint("Raise \"max_worker_processes\" to at least mfgsync.max_workers plus what else runs.")));
+				 errmsg("could not start %s", name),
+				 errhint("%s", hint)));
 		return NULL;
 	}
 	return handle;
@@ -370,7 +380,10 @@ mfgsync_launcher_main(Datum main_arg)
 					wait_ms = Min(wait_ms, TimestampDifferenceMilliseconds(now, allowed) + 1);
 					continue;
 				}
-				senders[i] = start_sender(i);
+				senders[i] = mfgsync_start_worker("mfgsync_sender_main", "mfgsync sender",
+												  psprintf("mfgsync sender %d", i),
+												  i, NULL, 0,
+												  "Raise \"max_worker_processes\" to at least mfgsync.max_workers plus what else runs.");
 				started[i] = now;
 			}
 

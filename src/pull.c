@@ -234,37 +234,6 @@ mfgsync_pull_notify_launcher(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-/* start the worker for one job; NULL (with a WARNING) if no slot is free */
-static BackgroundWorkerHandle *
-start_pull_worker(int32 job_id, Oid owner)
-{
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, MFGSYNC_NAME);
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "mfgsync_pull_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "mfgsync pull job %d", job_id);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "mfgsync pull");
-	worker.bgw_main_arg = Int32GetDatum(job_id);
-	memcpy(worker.bgw_extra, &owner, sizeof(Oid));
-	worker.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start a worker for mfgsync pull job %d", job_id),
-				 errhint("Raise \"max_worker_processes\" to leave room for mfgsync.max_pull_workers.")));
-		return NULL;
-	}
-	return handle;
-}
-
 /*
  * mfgsync_pull_schedule
  *		One scheduling step of the launcher, between its transactions:
@@ -382,7 +351,10 @@ mfgsync_pull_schedule(long *wait_ms)
 		run = MemoryContextAllocZero(TopMemoryContext, sizeof(MfgPullRun));
 		run->job_id = due_job[i];
 		run->started = now;
-		run->handle = start_pull_worker(due_job[i], due_owner[i]);
+		run->handle = mfgsync_start_worker("mfgsync_pull_main", "mfgsync pull",
+										   psprintf("mfgsync pull job %d", due_job[i]),
+										   due_job[i], &due_owner[i], sizeof(Oid),
+										   "Raise \"max_worker_processes\" to leave room for mfgsync.max_pull_workers.");
 		if (run->handle != NULL)
 			running++;
 		else

@@ -42,6 +42,10 @@ extern MfgSharedState *mfgsync_shared;
 extern void mfgsync_worker_init(void);
 extern void mfgsync_wake_on_commit(void);
 extern bool mfgsync_extension_exists(void);
+extern BackgroundWorkerHandle *mfgsync_start_worker(const char *function,
+												   const char *type, const char *name,
+												   int32 main_arg, const void *extra,
+												   Size extralen, const char *hint);
 extern PGDLLEXPORT void mfgsync_launcher_main(Datum main_arg);
 
 /* sender.c */

@@ -2,10 +2,16 @@
 # test/demo.sh - mfgsync in one command, from a fresh Debian 12 machine.
 #
 # Installs what is missing, builds and installs mfgsync, starts a throwaway
-# PostgreSQL 15 cluster (as $MFGSYNC_USER when run as root), tracks two
-# MES/ERP staging tables, plays a plant shift against them and shows the
-# events captured in the outbox.  The cluster is stopped and removed on exit
-# unless MFGSYNC_DEMO_KEEP=1.  Exits non-zero if any step fails unexpectedly.
+# PostgreSQL 15 cluster (as $MFGSYNC_USER when run as root), a stand-in MES
+# REST API (test/mes_api.py) and webhook receivers (test/receiver.py) on
+# 127.0.0.1, tracks two MES/ERP staging tables and plays a plant shift: the
+# orders are pulled from the MES API through an mfgsync_http foreign table
+# by a pull job (a full load, incremental runs by watermark, a delete found
+# by a full read), bookings are written by hand; it shows the events
+# captured in the outbox, their signed webhook deliveries and a B2MML
+# production order answered by ConfirmBOD.  The cluster and the servers are
+# stopped and removed on exit unless MFGSYNC_DEMO_KEEP=1.  Exits non-zero if
+# any step fails unexpectedly.
 set -eu
 . "$(dirname "$0")/common.sh"
 
@@ -23,10 +29,15 @@ cleanup()
         echo "Cluster kept (MFGSYNC_DEMO_KEEP=1)."
         echo "  connect: ${as}$PGBIN/psql -h $CLUSTER_DIR -p $PORT -d plant"
         echo "  stop:    ${as}$PGBIN/pg_ctl -D $CLUSTER_DIR/data -m fast stop && rm -rf $CLUSTER_DIR"
+        echo "  MES API: ${MES_URL:-} (pid ${MES_PID:-}), webhook receiver pid ${RECEIVER_PID:-}"
         return
     fi
     stop_cluster
-    [ -n "${RECEIVER_PID:-}" ] && kill "$RECEIVER_PID" 2>/dev/null && wait "$RECEIVER_PID" 2>/dev/null
+    local pid
+    for pid in "${RECEIVER_PID:-}" "${B2MML_PID:-}" "${MES_PID:-}"; do
+        # (a server ended by SIGTERM makes wait return 143: not a failure)
+        [ -n "$pid" ] && { kill "$pid" && wait "$pid"; } 2>/dev/null || true
+    done
     [ -n "${RECEIVER_DIR:-}" ] && rm -rf "$RECEIVER_DIR"
     return 0
 }
@@ -72,7 +83,8 @@ CREATE TABLE production_order (
     quantity     numeric(12,3),
     unit         text,
     "start"      timestamptz,
-    "end"        timestamptz
+    "end"        timestamptz,
+    updated_at   timestamptz      -- the MES's change time: the pull's watermark
 );
 CREATE TABLE booking (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -115,21 +127,81 @@ SELECT mfgsync.create_endpoint('mes', '$RECEIVER_URL', 'webhook',
 SELECT mfgsync.subscribe('mes', ARRAY['ProductionOrder', 'ProductionPerformance']);
 SQL
 
+# --- the MES's REST API (stand-in, no orders yet) and a pull job from it ----
+"${as_user[@]}" /usr/bin/python3 "$MFGSYNC_SRC/test/mes_api.py" --port 0 --orders 0 \
+    --port-file "$RECEIVER_DIR/mes.port" --log "$RECEIVER_DIR/mes.log" \
+    >"$RECEIVER_DIR/mes.out" 2>&1 </dev/null &
+MES_PID=$!
+for _ in $(seq 100); do [ -s "$RECEIVER_DIR/mes.port" ] && break; sleep 0.1; done
+[ -s "$RECEIVER_DIR/mes.port" ] || { echo "test/demo.sh: the MES API did not start" >&2; exit 1; }
+MES_URL="http://127.0.0.1:$(cat "$RECEIVER_DIR/mes.port")"
+echo "-- setup: the MES's REST API at $MES_URL/orders, read through mfgsync_http;"
+echo "   pull job 'mes_orders' into production_order (watermark updated_at, delete_missing)"
+sql >/dev/null <<SQL
+CREATE SERVER mes FOREIGN DATA WRAPPER mfgsync_http OPTIONS (base_url '$MES_URL');
+CREATE FOREIGN TABLE mes_orders (
+    order_code   text,
+    product_code text,
+    machine_code text,
+    quantity     numeric,
+    unit         text,
+    "start"      timestamptz,
+    "end"        timestamptz,
+    updated_at   timestamptz OPTIONS (param_ge 'updated_since')
+) SERVER mes OPTIONS (path '/orders', rows 'data', pagination 'page', page_size '100');
+SELECT mfgsync.create_pull('mes_orders', 'mes_orders', 'production_order',
+                           watermark => 'updated_at', delete_missing => true);
+SQL
+
+# mes METHOD PATH [JSON]: change the MES's data through its admin interface
+mes()
+{
+    echo "   [MES API] $1 $2${3:+ $3}"
+    curl -sS -f -X "$1" -H 'Content-Type: application/json' ${3:+--data-binary "$3"} \
+        "$MES_URL$2" >/dev/null || { echo "test/demo.sh: MES API: $1 $2 failed" >&2; exit 1; }
+}
+
+# mes_reads: what the last pull asked the MES API for, from its request log
+mes_reads()
+{
+    /usr/bin/python3 - "$RECEIVER_DIR/mes.log" "$1" <<'PY'
+import json, sys, urllib.parse
+lines = [json.loads(l) for l in open(sys.argv[1])]
+gets = [l for l in lines if l["method"] == "GET"][-int(sys.argv[2]):]
+for l in gets:
+    print("   [MES API] got GET %s?%s -> %s row(s)"
+          % (l["path"], urllib.parse.urlencode(l["params"]), l.get("rows", "no")))
+PY
+}
+
 # --- a plant shift ---------------------------------------------------------
-step 3 "ERP releases three orders" <<'SQL'
-INSERT INTO production_order VALUES
-    ('PO-1001', 'P-100', 'M-1', 500, 'pcs', '2026-11-23 06:00+01', '2026-11-23 14:00+01'),
-    ('PO-1002', 'P-200', 'M-1', 120, 'kg',  '2026-11-23 10:00+01', '2026-11-23 18:00+01'),
-    ('PO-1003', 'P-300', 'M-3', 40,  'pcs', '2026-11-24 06:00+01', NULL);
+echo
+echo "-- the MES releases three orders"
+mes POST /_admin/orders '[
+ {"order_code": "PO-1001", "product_code": "P-100", "machine_code": "M-1", "quantity": 500, "unit": "pcs",
+  "start": "2026-11-23T05:00:00Z", "end": "2026-11-23T13:00:00Z", "updated_at": "2026-11-22T17:00:00Z"},
+ {"order_code": "PO-1002", "product_code": "P-200", "machine_code": "M-1", "quantity": 120, "unit": "kg",
+  "start": "2026-11-23T09:00:00Z", "end": "2026-11-23T17:00:00Z", "updated_at": "2026-11-22T17:01:00Z"},
+ {"order_code": "PO-1003", "product_code": "P-300", "machine_code": "M-3", "quantity": 40, "unit": "pcs",
+  "start": "2026-11-24T05:00:00Z", "end": null, "updated_at": "2026-11-22T17:02:00Z"}]'
+step 3 "the first pull reads them all (rows read, inserted, updated, deleted)" <<'SQL'
+SELECT * FROM mfgsync.run_pull('mes_orders');
 SQL
+mes_reads 1
 
-step 1 "planner moves PO-1002 to machine M-2" <<'SQL'
-UPDATE production_order SET machine_code = 'M-2' WHERE order_code = 'PO-1002';
+echo
+echo "-- the planner moves PO-1002 to machine M-2 in the MES"
+mes POST /_admin/orders '{"order_code": "PO-1002", "machine_code": "M-2", "updated_at": "2026-11-22T17:05:00Z"}'
+echo "-- the next pull sends the watermark to the MES API as a query parameter:"
+sql -At -c "SELECT * FROM mfgsync.pull_explain('mes_orders')" </dev/null | grep -E 'Remote Request|Pushed Down' |
+    sed 's/^ */   /'
+step 1 "the incremental pull reads only rows at or past the watermark (the last row read, again, and the change)" <<'SQL'
+SELECT * FROM mfgsync.run_pull('mes_orders');
 SQL
+mes_reads 1
 
-step 0 "a no-op update (same values) emits nothing" <<'SQL'
-UPDATE production_order SET machine_code = 'M-2', quantity = 120.000
- WHERE order_code = 'PO-1002';
+step 0 "nothing changed in the MES: the pull re-reads the boundary row and emits nothing" <<'SQL'
+SELECT * FROM mfgsync.run_pull('mes_orders');
 SQL
 
 step 2 "MES books START/END for PO-1001" <<'SQL'
@@ -139,12 +211,20 @@ INSERT INTO booking (order_code, event, machine_code, booked_at)
 VALUES ('PO-1001', 'END', 'M-1', '2026-11-23 13:41+01');
 SQL
 
-step 2 "an order is renumbered (key change: Delete + Add)" <<'SQL'
-UPDATE production_order SET order_code = 'PO-1003A' WHERE order_code = 'PO-1003';
+echo
+echo "-- the MES cancels PO-1002"
+mes DELETE /_admin/orders/PO-1002
+step 1 "an incremental pull cannot see deletions; a full read (delete_missing) deletes it" <<'SQL'
+SELECT * FROM mfgsync.run_pull('mes_orders', full_read => true);
 SQL
 
-step 1 "a cancelled order is deleted" <<'SQL'
-DELETE FROM production_order WHERE order_code = 'PO-1002';
+echo
+echo "-- the MES renumbers PO-1003 to PO-1003A"
+mes DELETE /_admin/orders/PO-1003
+mes POST /_admin/orders '{"order_code": "PO-1003A", "product_code": "P-300", "machine_code": "M-3",
+  "quantity": 40, "unit": "pcs", "start": "2026-11-24T05:00:00Z", "end": null, "updated_at": "2026-11-22T17:10:00Z"}'
+step 2 "the next full read: Delete of the old key, Add of the new one" <<'SQL'
+SELECT * FROM mfgsync.run_pull('mes_orders', full_read => true);
 SQL
 
 step 0 "a rolled-back transaction leaves no event" <<'SQL'
@@ -212,9 +292,11 @@ SELECT mfgsync.create_endpoint('mes-b2mml', '$B2MML_URL', 'b2mml',
        '{"component_id": "erp-lyon", "receiver_logical_id": "MES-LYON"}');
 SELECT mfgsync.subscribe('mes-b2mml', ARRAY['ProductionOrder']);
 SQL
-step 1 "ERP releases PO-2001; the MES gets it as SyncProductionSchedule" <<'SQL'
-INSERT INTO production_order VALUES
-    ('PO-2001', 'P-100', 'M-1', 250, 'pcs', '2026-11-24 06:00+01', '2026-11-24 10:00+01');
+mes POST /_admin/orders '{"order_code": "PO-2001", "product_code": "P-100", "machine_code": "M-1",
+  "quantity": 250, "unit": "pcs", "start": "2026-11-24T05:00:00Z", "end": "2026-11-24T09:00:00Z",
+  "updated_at": "2026-11-22T17:20:00Z"}'
+step 1 "PO-2001 is pulled in; the B2MML endpoint sends it as SyncProductionSchedule" <<'SQL'
+SELECT * FROM mfgsync.run_pull('mes_orders');
 SQL
 for _ in $(seq 300); do
     [ "$(sql -At -c "SELECT delivered FROM mfgsync.endpoint_status WHERE name = 'mes-b2mml'" </dev/null)" = 1 ] && break
@@ -234,6 +316,12 @@ sql -x -c "SELECT name, pending, delivered, failed, dead FROM mfgsync.endpoint_s
 [ "$(sql -At -c "SELECT delivered FROM mfgsync.endpoint_status WHERE name = 'mes-b2mml'" </dev/null)" = 1 ] ||
     { echo "test/demo.sh: the B2MML order was not confirmed" >&2; exit 1; }
 kill "$B2MML_PID" 2>/dev/null; wait "$B2MML_PID" 2>/dev/null || true
+
+echo
+echo "-- the pull job's runs: mfgsync.pull_runs"
+sql -c "SELECT job, status, full_read, rows_read AS read, rows_inserted AS inserted,
+               rows_updated AS updated, rows_deleted AS deleted, watermark_to
+          FROM mfgsync.pull_runs ORDER BY id"
 
 echo
 echo "-- mfgsync.tracked_tables"

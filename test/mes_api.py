@@ -31,10 +31,30 @@ Faults, as query parameters (so a foreign table selects one through its
   the second row), fault=foreign_next (next link to another host),
   fault=cursor_loop (the same cursor forever), fault=huge (every row in one
   page, whatever the page size).
-Admin: POST /_admin/revoke (every OAuth2 token becomes invalid),
-  GET /_admin/stats (requests and tokens issued).
+Admin (never authenticated, logged like every request):
+  POST /_admin/revoke       every OAuth2 token becomes invalid
+  GET /_admin/stats         requests and tokens issued
+  POST /_admin/orders       upsert orders while the API runs: body one JSON
+                            object or an array of them, each with
+                            "order_code"; the fields given replace those of
+                            the current row (a new code is a new order,
+                            served after the generated ones); "updated_at"
+                            defaults to the current time.  -> {"upserted": n}
+  DELETE /_admin/orders/<code>  the order is no longer served (404 when it
+                            is not served now).  -> {"deleted": code}
+  POST /_admin/fault        {"path": "/orders", "status": 500, "after": 1,
+                            "times": 1}: after "after" more GETs of that
+                            path answered normally, the next "times" GETs
+                            answer "status" (a JSON error body; no
+                            Retry-After).  Lets a test fail a scan mid-way
+                            (e.g. its second page) without changing the
+                            client's URLs.  -> {"armed": path}
+  Changes apply to the orders of every style (/orders, /plain/orders, ...),
+  not to the bookings; they are kept in memory under a lock, so concurrent
+  requests see a row either before or after a change, never half of it.
 Request log (--log): one JSON line per request: time, method, path, params,
-  auth ("ok", "missing", "bad" or "none"), status.
+  auth ("ok", "missing", "bad" or "none"), status, and for a page of rows
+  "rows": how many rows the answer held.
 """
 
 import argparse
@@ -52,6 +72,8 @@ LOCK = threading.Lock()
 TOKENS = {}          # token -> expiry (epoch seconds)
 STATS = {"requests": 0, "tokens": 0}
 FAULT_COUNTS = {}    # (path, fault) -> times answered with the fault
+CHANGES = {}         # order_code -> row set by /_admin/orders (None: deleted)
+FAULT_PLANS = {}     # path -> {"after": n, "times": n, "status": code}
 BASE = datetime.datetime(2024, 5, 1, 6, 0, 0, tzinfo=datetime.timezone.utc)
 STATUSES = ["released", "started", "completed", "planned"]
 
@@ -89,10 +111,38 @@ def booking(j):
     }
 
 
+def generated(code):
+    """The generated order of that code, or None."""
+    if len(code) == 9 and code.startswith("PO-") and code[3:].isdigit():
+        i = int(code[3:])
+        if 1 <= i <= ARGS.orders:
+            return order(i)
+    return None
+
+
+def current_order(code):
+    """The order served now under that code, or None (caller holds LOCK)."""
+    if code in CHANGES:
+        return CHANGES[code]
+    return generated(code)
+
+
 def rows_of(resource):
-    if resource == "orders":
-        return [order(i) for i in range(1, ARGS.orders + 1)]
-    return [booking(j) for j in range(1, 2 * ARGS.orders + 1)]
+    if resource != "orders":
+        return [booking(j) for j in range(1, 2 * ARGS.orders + 1)]
+    with LOCK:
+        changes = dict(CHANGES)
+    rows = []
+    for i in range(1, ARGS.orders + 1):
+        row = order(i)
+        code = row["order_code"]
+        if code in changes:
+            row = changes.pop(code)
+            if row is None:
+                continue
+        rows.append(row)
+    rows.extend(r for r in changes.values() if r is not None)
+    return rows
 
 
 def matches(row, q):
@@ -120,22 +170,24 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
-    def record(self, status, auth):
+    def record(self, status, auth, rows=None):
         if not ARGS.log:
             return
         u = urllib.parse.urlsplit(self.path)
-        line = json.dumps({"time": time.time(), "method": self.command,
-                           "path": u.path,
-                           "params": dict(urllib.parse.parse_qsl(u.query, keep_blank_values=True)),
-                           "auth": auth, "status": status})
+        rec = {"time": time.time(), "method": self.command, "path": u.path,
+               "params": dict(urllib.parse.parse_qsl(u.query, keep_blank_values=True)),
+               "auth": auth, "status": status}
+        if rows is not None:
+            rec["rows"] = rows
+        line = json.dumps(rec)
         with LOCK:
             with open(ARGS.log, "a") as f:
                 f.write(line + "\n")
 
-    def send(self, status, body, headers=None, auth="none"):
+    def send(self, status, body, headers=None, auth="none", rows=None):
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         # logged before answering: a client that has the answer finds the line
-        self.record(status, auth)
+        self.record(status, auth, rows)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -182,6 +234,10 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 TOKENS.clear()
             return self.send(200, {"revoked": True})
+        if u.path == "/_admin/orders":
+            return self.admin_upsert(body)
+        if u.path == "/_admin/fault":
+            return self.admin_fault(body)
         if u.path != "/oauth/token":
             return self.send(404, {"error": "not found"})
         form = dict(urllib.parse.parse_qsl(body))
@@ -205,6 +261,67 @@ class Handler(BaseHTTPRequestHandler):
                                "expires_in": ARGS.token_ttl, "scope": form.get("scope", "")},
                          auth="ok")
 
+    def admin_upsert(self, body):
+        try:
+            doc = json.loads(body)
+        except ValueError as e:
+            return self.send(400, {"error": "malformed JSON: %s" % e})
+        rows = doc if isinstance(doc, list) else [doc]
+        if not all(isinstance(r, dict) and isinstance(r.get("order_code"), str) for r in rows):
+            return self.send(400, {"error": "each order needs a string \"order_code\""})
+        now = iso(datetime.datetime.now(datetime.timezone.utc))
+        with LOCK:
+            for r in rows:
+                row = dict(current_order(r["order_code"]) or {})
+                row.update(r)
+                if "updated_at" not in r:
+                    row["updated_at"] = now
+                CHANGES[r["order_code"]] = row
+        return self.send(200, {"upserted": len(rows)})
+
+    def admin_fault(self, body):
+        try:
+            doc = json.loads(body)
+            plan = {"after": int(doc.get("after", 0)), "times": int(doc.get("times", 1)),
+                    "status": int(doc.get("status", 500))}
+            path = doc["path"]
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            return self.send(400, {"error": "bad fault plan: %r" % e})
+        with LOCK:
+            FAULT_PLANS[path] = plan
+        return self.send(200, {"armed": path})
+
+    def planned_fault(self, path):
+        """The status a fault plan (/_admin/fault) answers this GET with, or None."""
+        with LOCK:
+            plan = FAULT_PLANS.get(path)
+            if plan is None:
+                return None
+            if plan["after"] > 0:
+                plan["after"] -= 1
+                return None
+            if plan["times"] > 0:
+                plan["times"] -= 1
+                return plan["status"]
+            del FAULT_PLANS[path]
+            return None
+
+    def do_DELETE(self):
+        u = urllib.parse.urlsplit(self.path)
+        with LOCK:
+            STATS["requests"] += 1
+        prefix = "/_admin/orders/"
+        if not u.path.startswith(prefix):
+            return self.send(404, {"error": "not found"})
+        code = urllib.parse.unquote(u.path[len(prefix):])
+        with LOCK:
+            found = current_order(code) is not None
+            if found:
+                CHANGES[code] = None
+        if not found:
+            return self.send(404, {"error": "no such order", "order_code": code})
+        return self.send(200, {"deleted": code})
+
     def do_GET(self):
         u = urllib.parse.urlsplit(self.path)
         q = dict(urllib.parse.parse_qsl(u.query, keep_blank_values=True))
@@ -225,6 +342,9 @@ class Handler(BaseHTTPRequestHandler):
         if auth in ("missing", "bad"):
             return self.send(401, {"error": "unauthorized"}, auth=auth)
 
+        planned = self.planned_fault(u.path)
+        if planned is not None:
+            return self.send(planned, {"error": "injected fault", "status": planned}, auth=auth)
         fault = q.get("fault")
         if fault in ("429", "503"):
             key = (u.path, fault)
@@ -302,7 +422,7 @@ class Handler(BaseHTTPRequestHandler):
             bad = third.replace(b'"quantity": ', b'"quantity": 1x', 1)
             data = data.replace(third, bad, 1)
         if fault == "truncated":
-            self.record(200, auth)
+            self.record(200, auth, len(page))
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Connection", "close")
@@ -311,7 +431,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
-        self.send(200, data, headers, auth=auth)
+        self.send(200, data, headers, auth=auth, rows=len(page))
 
 
 def main():

@@ -110,6 +110,10 @@ typedef struct MfgFdwExecState
 	int64		limit;
 	int			natts;
 	MfgFdwColumnIn *in;			/* by attribute number - 1 */
+	int			ncols;			/* mapped columns */
+	MfgFdwColumn **cols;		/* ... their options, by position */
+	int		   *col_att;		/* ... their attribute number - 1 */
+	MfgJsonSpan *spans;			/* ... their values in the current row */
 	/* for the error context of a conversion */
 	const char *err_column;
 	const char *err_value;
@@ -425,10 +429,16 @@ conversion_error_callback(void *arg)
 	MfgFdwExecState *st = (MfgFdwExecState *) arg;
 
 	if (st->err_column)
-		errcontext("column \"%s\" of row " INT64_FORMAT " from server \"%s\", value \"%.100s%s\"",
-				   st->err_column, st->err_row, st->t->servername,
-				   st->err_value ? st->err_value : "",
-				   st->err_value && strlen(st->err_value) > 100 ? "..." : "");
+	{
+		if (st->err_value == NULL)
+			errcontext("column \"%s\" of row " INT64_FORMAT " from server \"%s\"",
+					   st->err_column, st->err_row, st->t->servername);
+		else
+			errcontext("column \"%s\" of row " INT64_FORMAT " from server \"%s\", value \"%.100s%s\"",
+					   st->err_column, st->err_row, st->t->servername,
+					   st->err_value,
+					   strlen(st->err_value) > 100 ? "..." : "");
+	}
 }
 
 /*
@@ -480,6 +490,15 @@ http_begin_scan(ForeignScanState *node, int eflags)
 		st->in[i].typmod = attr->atttypmod;
 		st->in[i].is_json = base == JSONOID || base == JSONBOID;
 	}
+	st->cols = palloc(sizeof(MfgFdwColumn *) * tupdesc->natts);
+	st->col_att = palloc(sizeof(int) * tupdesc->natts);
+	st->spans = palloc(sizeof(MfgJsonSpan) * tupdesc->natts);
+	for (i = 0; i < tupdesc->natts; i++)
+		if (st->in[i].col != NULL)
+		{
+			st->cols[st->ncols] = st->in[i].col;
+			st->col_att[st->ncols++] = i;
+		}
 }
 
 /* a pushed value as the API gets it: ISO 8601 for date-times */
@@ -573,27 +592,6 @@ eval_params(ForeignScanState *node, MfgFdwExecState *st, List **params)
 	return true;
 }
 
-/* the text of a JSON value for a column's input function, or NULL */
-static const char *
-value_text(struct json_object *v, bool is_json)
-{
-	if (v == NULL || json_object_is_type(v, json_type_null))
-		return NULL;
-	if (is_json)
-		return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
-	switch (json_object_get_type(v))
-	{
-		case json_type_string:
-			return json_object_get_string(v);
-		case json_type_object:
-		case json_type_array:
-			return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
-		default:
-			/* numbers keep their text, booleans are true/false */
-			return json_object_get_string(v);
-	}
-}
-
 /*
  * IterateForeignScan
  */
@@ -602,7 +600,10 @@ http_iterate(ForeignScanState *node)
 {
 	MfgFdwExecState *st = (MfgFdwExecState *) node->fdw_state;
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
-	struct json_object *row;
+	const char *row;
+	int			len;
+	int			erroff;
+	const char *detail;
 	int64		rowno;
 	ErrorContextCallback errcb;
 	MemoryContext old;
@@ -624,37 +625,34 @@ http_iterate(ForeignScanState *node)
 	if (st->empty)
 		return slot;
 
-	row = mfgsync_fdw_scan_next(st->scan, &rowno);
-	if (row == NULL)
+	if (!mfgsync_fdw_scan_next_raw(st->scan, &row, &len, &rowno))
 		return slot;
 
 	MemoryContextReset(st->row_cxt);
 	old = MemoryContextSwitchTo(st->row_cxt);
+	if (!mfgsync_fdw_row_parse(row, len, st->ncols, st->cols, st->spans,
+							   &erroff, &detail))
+		mfgsync_fdw_scan_malformed(st->scan, erroff, detail);
+	memset(slot->tts_isnull, true, sizeof(bool) * st->natts);
 	errcb.callback = conversion_error_callback;
 	errcb.arg = st;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 	st->err_row = rowno;
-	for (i = 0; i < st->natts; i++)
+	for (i = 0; i < st->ncols; i++)
 	{
-		MfgFdwColumnIn *in = &st->in[i];
-		const char *text;
+		int			att = st->col_att[i];
+		MfgFdwColumnIn *in = &st->in[att];
+		char	   *text;
+		int			textlen;
 
-		if (in->col == NULL)
-		{
-			slot->tts_isnull[i] = true;
-			continue;
-		}
-		if (in->col->whole_row)
-			text = json_object_to_json_string_ext(row, JSON_C_TO_STRING_PLAIN);
-		else
-			text = value_text(mfgsync_fdw_json_get(row, &in->col->path),
-							  in->is_json);
 		st->err_column = in->col->name;
+		st->err_value = NULL;
+		text = mfgsync_fdw_json_text(&st->spans[i], in->is_json, &textlen);
 		st->err_value = text;
-		slot->tts_values[i] = InputFunctionCall(&in->input, (char *) text,
-												in->ioparam, in->typmod);
-		slot->tts_isnull[i] = text == NULL;
+		slot->tts_values[att] = InputFunctionCall(&in->input, text,
+												  in->ioparam, in->typmod);
+		slot->tts_isnull[att] = text == NULL;
 	}
 	st->err_column = NULL;
 	error_context_stack = errcb.previous;

@@ -9,6 +9,7 @@
  *   http_fdw_option.c  option validation and the resolved option structs
  *   http_fdw_fetch.c   requests, streaming row splitter, pagination,
  *                      retries, remote error reporting
+ *   http_fdw_row.c     a row's column values, read from its JSON bytes
  *   http_fdw_auth.c    credentials from user mappings, OAuth2 token cache
  *   http_fdw_limit.c   per-server rate limit and daily budget in shared
  *                      memory
@@ -162,6 +163,13 @@ typedef struct MfgFdwStats
 	int64		rows;
 } MfgFdwStats;
 
+/* a JSON value inside a row's bytes: [start, end); start NULL: none */
+typedef struct MfgJsonSpan
+{
+	const char *start;
+	const char *end;
+} MfgJsonSpan;
+
 typedef struct MfgFdwScan MfgFdwScan;
 struct json_object;
 
@@ -180,10 +188,21 @@ extern void mfgsync_fdw_wait(MfgHttp *http);
 extern MfgFdwScan *mfgsync_fdw_scan_create(MfgFdwTable *t, MemoryContext cxt);
 extern void mfgsync_fdw_scan_start(MfgFdwScan *s, List *params, int64 limit);
 extern struct json_object *mfgsync_fdw_scan_next(MfgFdwScan *s, int64 *rowno);
+extern bool mfgsync_fdw_scan_next_raw(MfgFdwScan *s, const char **row,
+									  int *len, int64 *rowno);
+extern void mfgsync_fdw_scan_malformed(MfgFdwScan *s, int offset,
+									   const char *detail) pg_attribute_noreturn();
 extern void mfgsync_fdw_scan_stats(MfgFdwScan *s, MfgFdwStats *stats);
 extern char *mfgsync_fdw_first_url(MfgFdwTable *t, List *params, int64 limit);
 extern struct json_object *mfgsync_fdw_json_get(struct json_object *obj,
 												const MfgJsonPath *path);
+
+/* in http_fdw_row.c */
+extern bool mfgsync_fdw_row_parse(const char *row, int len, int ncols,
+								  MfgFdwColumn *const *cols, MfgJsonSpan *spans,
+								  int *erroff, const char **detail);
+extern char *mfgsync_fdw_json_text(const MfgJsonSpan *span, bool is_json,
+								   int *len);
 
 /* in http_fdw_auth.c */
 extern void mfgsync_fdw_auth_apply(MfgFdwTable *t, struct curl_slist **headers,

@@ -139,9 +139,12 @@ struct MfgFdwScan
 	struct json_tokener *tok;
 	struct json_object *row;	/* the last row returned */
 	int64		rowno;			/* 1-based, over the whole scan */
+	int64		row_offset;		/* byte offset of the last row in its page */
 };
 
 static MfgHttp *backend_http = NULL;
+
+static void malformed(MfgFdwScan *s, int64 offset, const char *detail) pg_attribute_noreturn();
 
 /* release what libcurl and json-c hold when the scan's context goes */
 static void
@@ -1293,56 +1296,38 @@ mfgsync_fdw_scan_start(MfgFdwScan *s, List *params, int64 limit)
 }
 
 /*
- * mfgsync_fdw_scan_next
- *		The next row as a json-c object owned by the scan (valid until the
- *		next call), with its 1-based number in *rowno; NULL at the end.
- *		Raises an error for any failure of the remote API.
+ * mfgsync_fdw_scan_next_raw
+ *		The next row as the bytes of one JSON element, *len bytes at *row
+ *		(not NUL-terminated, valid until the next call; the splitter only
+ *		checked that brackets and strings balance), with its 1-based number
+ *		in *rowno; false at the end.  Raises an error for any failure of
+ *		the remote API.
  */
-struct json_object *
-mfgsync_fdw_scan_next(MfgFdwScan *s, int64 *rowno)
+bool
+mfgsync_fdw_scan_next_raw(MfgFdwScan *s, const char **row, int *len,
+						  int64 *rowno)
 {
 	int			start;
-	int			len;
 
-	if (s->row)
-	{
-		json_object_put(s->row);
-		s->row = NULL;
-	}
 	for (;;)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (s->exhausted)
-			return NULL;
+			return false;
 		if (s->req == NULL)
 			elog(ERROR, "mfgsync_http scan has no request");
+		/* the last row returned is consumed: its bytes may go */
+		compact(s);
 		if (s->status_known && s->status >= 200 && s->status < 300 &&
-			split(s, &start, &len))
+			split(s, &start, len))
 		{
-			struct json_object *row;
-			enum json_tokener_error e;
-
-			json_tokener_reset(s->tok);
-			row = json_tokener_parse_ex(s->tok, s->buf.data + start, len);
-			e = json_tokener_get_error(s->tok);
-			if (row == NULL || e != json_tokener_success ||
-				json_tokener_get_parse_end(s->tok) != (size_t) len)
-			{
-				if (row)
-					json_object_put(row);
-				malformed(s, s->base + start +
-						  (int64) json_tokener_get_parse_end(s->tok),
-						  e == json_tokener_success ? "Unexpected data in a row." :
-						  json_tokener_error_desc(e));
-			}
-			s->row = row;
+			*row = s->buf.data + start;
+			s->row_offset = s->base + start;
 			s->page_rows++;
 			s->stats.rows++;
 			*rowno = ++s->rowno;
-			compact(s);
-			return row;
+			return true;
 		}
-		compact(s);
 		if (s->finished)
 		{
 			/* every byte is split: the page is done */
@@ -1351,6 +1336,54 @@ mfgsync_fdw_scan_next(MfgFdwScan *s, int64 *rowno)
 		}
 		pump(s);
 	}
+}
+
+/*
+ * mfgsync_fdw_scan_malformed
+ *		Raise "malformed JSON" for the last row returned, offset bytes into
+ *		it.
+ */
+void
+mfgsync_fdw_scan_malformed(MfgFdwScan *s, int offset, const char *detail)
+{
+	malformed(s, s->row_offset + offset, detail);
+}
+
+/*
+ * mfgsync_fdw_scan_next
+ *		The next row as a json-c object owned by the scan (valid until the
+ *		next call), with its 1-based number in *rowno; NULL at the end.
+ *		Raises an error for any failure of the remote API.
+ */
+struct json_object *
+mfgsync_fdw_scan_next(MfgFdwScan *s, int64 *rowno)
+{
+	const char *data;
+	int			len;
+	struct json_object *row;
+	enum json_tokener_error e;
+
+	if (s->row)
+	{
+		json_object_put(s->row);
+		s->row = NULL;
+	}
+	if (!mfgsync_fdw_scan_next_raw(s, &data, &len, rowno))
+		return NULL;
+	json_tokener_reset(s->tok);
+	row = json_tokener_parse_ex(s->tok, data, len);
+	e = json_tokener_get_error(s->tok);
+	if (row == NULL || e != json_tokener_success ||
+		json_tokener_get_parse_end(s->tok) != (size_t) len)
+	{
+		if (row)
+			json_object_put(row);
+		malformed(s, s->row_offset + (int64) json_tokener_get_parse_end(s->tok),
+				  e == json_tokener_success ? "Unexpected data in a row." :
+				  json_tokener_error_desc(e));
+	}
+	s->row = row;
+	return row;
 }
 
 /*

@@ -93,6 +93,7 @@ typedef struct MfgFdwColumnIn
 	Oid			ioparam;
 	int32		typmod;
 	bool		is_json;		/* json or jsonb: values as JSON text */
+	char		fast;			/* 't': text, 'z': timestamptz; 0: other */
 } MfgFdwColumnIn;
 
 /* executor state */
@@ -489,6 +490,11 @@ http_begin_scan(ForeignScanState *node, int eflags)
 		fmgr_info(func, &st->in[i].input);
 		st->in[i].typmod = attr->atttypmod;
 		st->in[i].is_json = base == JSONOID || base == JSONBOID;
+		/* the same values as their input functions give, made directly */
+		if (attr->atttypid == TEXTOID)
+			st->in[i].fast = 't';
+		else if (attr->atttypid == TIMESTAMPTZOID && attr->atttypmod < 0)
+			st->in[i].fast = 'z';
 	}
 	st->cols = palloc(sizeof(MfgFdwColumn *) * tupdesc->natts);
 	st->col_att = palloc(sizeof(int) * tupdesc->natts);
@@ -645,14 +651,22 @@ http_iterate(ForeignScanState *node)
 		MfgFdwColumnIn *in = &st->in[att];
 		char	   *text;
 		int			textlen;
+		TimestampTz ts;
 
 		st->err_column = in->col->name;
 		st->err_value = NULL;
 		text = mfgsync_fdw_json_text(&st->spans[i], in->is_json, &textlen);
 		st->err_value = text;
-		slot->tts_values[att] = InputFunctionCall(&in->input, text,
-												  in->ioparam, in->typmod);
 		slot->tts_isnull[att] = text == NULL;
+		if (text != NULL && in->fast == 't')
+			slot->tts_values[att] =
+				PointerGetDatum(cstring_to_text_with_len(text, textlen));
+		else if (text != NULL && in->fast == 'z' &&
+				 mfgsync_fdw_iso_timestamptz(text, textlen, &ts))
+			slot->tts_values[att] = TimestampTzGetDatum(ts);
+		else
+			slot->tts_values[att] = InputFunctionCall(&in->input, text,
+													  in->ioparam, in->typmod);
 	}
 	st->err_column = NULL;
 	error_context_stack = errcb.previous;

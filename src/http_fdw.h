@@ -203,6 +203,8 @@ extern bool mfgsync_fdw_row_parse(const char *row, int len, int ncols,
 								  int *erroff, const char **detail);
 extern char *mfgsync_fdw_json_text(const MfgJsonSpan *span, bool is_json,
 								   int *len);
+extern bool mfgsync_fdw_iso_timestamptz(const char *s, int len,
+										TimestampTz *result);
 
 /* in http_fdw_auth.c */
 extern void mfgsync_fdw_auth_apply(MfgFdwTable *t, struct curl_slist **headers,

@@ -32,7 +32,10 @@
 /* first: see the note on json-c in http_fdw.h */
 #include "http_fdw.h"
 
+#include "datatype/timestamp.h"
 #include "mb/pg_wchar.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
 
 /* deeper rows are refused (json-c's default limit was 32) */
 #define ROW_MAX_DEPTH 64
@@ -93,6 +96,19 @@ hex4(const char *p, const char *end)
 	return v;
 }
 
+/* bytes that end the plain run of a string: controls, quote, backslash */
+static const bool string_special[256] = {
+	[0x00] = true, [0x01] = true, [0x02] = true, [0x03] = true,
+	[0x04] = true, [0x05] = true, [0x06] = true, [0x07] = true,
+	[0x08] = true, [0x09] = true, [0x0a] = true, [0x0b] = true,
+	[0x0c] = true, [0x0d] = true, [0x0e] = true, [0x0f] = true,
+	[0x10] = true, [0x11] = true, [0x12] = true, [0x13] = true,
+	[0x14] = true, [0x15] = true, [0x16] = true, [0x17] = true,
+	[0x18] = true, [0x19] = true, [0x1a] = true, [0x1b] = true,
+	[0x1c] = true, [0x1d] = true, [0x1e] = true, [0x1f] = true,
+	['"'] = true, ['\\'] = true
+};
+
 /* a string at r->p (the opening quote); *escaped: it holds a backslash */
 static bool
 read_string(RowReader *r, bool *escaped)
@@ -105,6 +121,8 @@ read_string(RowReader *r, bool *escaped)
 	{
 		unsigned char c;
 
+		while (p < end && !string_special[(unsigned char) *p])
+			p++;
 		if (p >= end)
 			return fail(r, p, "The row ends inside a string.");
 		c = (unsigned char) *p;
@@ -112,11 +130,6 @@ read_string(RowReader *r, bool *escaped)
 			break;
 		if (c < 0x20)
 			return fail(r, p, "A control character is not escaped in a string.");
-		if (c != '\\')
-		{
-			p++;
-			continue;
-		}
 		*escaped = true;
 		if (p + 1 >= end)
 			return fail(r, p, "The row ends inside a string.");
@@ -217,16 +230,23 @@ read_literal(RowReader *r, const char *word, int len)
 
 /* is the key (its bytes between the quotes) equal to want? */
 static bool
-key_equals(const char *k, const char *kend, bool escaped, const char *want,
-		   int wantlen)
+key_equals(const char *k, const char *kend, bool escaped, const char *want)
 {
 	MfgJsonSpan span;
 	char	   *text;
 	int			len;
+	int			wantlen;
 	bool		eq;
 
 	if (!escaped)
-		return kend - k == wantlen && memcmp(k, want, wantlen) == 0;
+	{
+		/* want is NUL-terminated: stop at the first difference */
+		for (; k < kend; k++, want++)
+			if (*k != *want)
+				return false;
+		return *want == '\0';
+	}
+	wantlen = strlen(want);
 	span.start = k - 1;
 	span.end = kend + 1;
 	text = mfgsync_fdw_json_text(&span, false, &len);
@@ -248,7 +268,7 @@ match_key(RowReader *r, const char *k, const char *kend, bool escaped,
 
 		if (r->cols[i]->whole_row || path->key[0] == NULL)
 			continue;
-		if (key_equals(k, kend, escaped, path->key[0], strlen(path->key[0])))
+		if (key_equals(k, kend, escaped, path->key[0]))
 		{
 			r->spans[i].start = v;
 			r->spans[i].end = vend;
@@ -417,8 +437,7 @@ follow(MfgJsonSpan *span, const MfgJsonPath *path, int step)
 				r.p = p;
 				r.end = end;
 				(void) read_string(&r, &escaped);
-				eq = key_equals(k, r.p - 1, escaped, path->key[step],
-								strlen(path->key[step]));
+				eq = key_equals(k, r.p - 1, escaped, path->key[step]);
 				p = r.p;
 				while (*p != ':')
 					p++;
@@ -655,4 +674,85 @@ mfgsync_fdw_json_text(const MfgJsonSpan *span, bool is_json, int *len)
 	/* numbers, true, false; strings for JSON columns */
 	*len = end - p;
 	return pnstrdup(p, end - p);
+}
+
+/* n decimal digits at s, or -1 */
+static int
+digits(const char *s, int n)
+{
+	int			v = 0;
+
+	while (n-- > 0)
+	{
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (*s++ - '0');
+	}
+	return v;
+}
+
+/*
+ * mfgsync_fdw_iso_timestamptz
+ *		The usual shape of API date-times, YYYY-MM-DDTHH:MM:SS[.ffffff]
+ *		followed by Z or +HH:MM/-HH:MM, converted without the general
+ *		date-time parser.  Returns false for anything else (other shapes,
+ *		out-of-range fields, 24:00:00, leap seconds): the caller then uses
+ *		timestamptz_in, which accepts or rejects it as always.
+ */
+bool
+mfgsync_fdw_iso_timestamptz(const char *s, int len, TimestampTz *result)
+{
+	struct pg_tm tm;
+	fsec_t		fsec = 0;
+	int			tz = 0;
+	int			i = 19;
+
+	if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') ||
+		s[13] != ':' || s[16] != ':')
+		return false;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = digits(s, 4);
+	tm.tm_mon = digits(s + 5, 2);
+	tm.tm_mday = digits(s + 8, 2);
+	tm.tm_hour = digits(s + 11, 2);
+	tm.tm_min = digits(s + 14, 2);
+	tm.tm_sec = digits(s + 17, 2);
+	if (tm.tm_year < 1 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
+		tm.tm_mday > day_tab[isleap(tm.tm_year)][tm.tm_mon - 1] ||
+		tm.tm_hour < 0 || tm.tm_hour > 23 || tm.tm_min < 0 || tm.tm_min > 59 ||
+		tm.tm_sec < 0 || tm.tm_sec > 59)
+		return false;
+	if (s[i] == '.')
+	{
+		int			scale = 100000;
+
+		i++;
+		if (i >= len || s[i] < '0' || s[i] > '9')
+			return false;
+		for (; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+		{
+			if (scale == 0)
+				return false;	/* rounding of more digits: the slow path */
+			fsec += (s[i] - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (i == len - 1 && s[i] == 'Z')
+		tz = 0;
+	else if (i == len - 6 && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':')
+	{
+		int			h = digits(s + i + 1, 2);
+		int			m = digits(s + i + 4, 2);
+
+		if (h < 0 || h > 15 || m < 0 || m > 59)
+			return false;
+		/* seconds west of Greenwich */
+		tz = (h * 3600 + m * 60) * (s[i] == '+' ? -1 : 1);
+	}
+	else
+		return false;
+	if (tm2timestamp(&tm, fsec, &tz, result) != 0 ||
+		!IS_VALID_TIMESTAMP(*result))
+		return false;
+	return true;
 }

@@ -111,10 +111,8 @@ typedef struct MfgFdwExecState
 	int64		limit;
 	int			natts;
 	MfgFdwColumnIn *in;			/* by attribute number - 1 */
-	int			ncols;			/* mapped columns */
-	MfgFdwColumn **cols;		/* ... their options, by position */
+	MfgFdwRowSink sink;			/* mapped columns and their values */
 	int		   *col_att;		/* ... their attribute number - 1 */
-	MfgJsonSpan *spans;			/* ... their values in the current row */
 	/* for the error context of a conversion */
 	const char *err_column;
 	const char *err_value;
@@ -496,14 +494,14 @@ http_begin_scan(ForeignScanState *node, int eflags)
 		else if (attr->atttypid == TIMESTAMPTZOID && attr->atttypmod < 0)
 			st->in[i].fast = 'z';
 	}
-	st->cols = palloc(sizeof(MfgFdwColumn *) * tupdesc->natts);
+	st->sink.cols = palloc(sizeof(MfgFdwColumn *) * tupdesc->natts);
+	st->sink.spans = palloc(sizeof(MfgJsonSpan) * tupdesc->natts);
 	st->col_att = palloc(sizeof(int) * tupdesc->natts);
-	st->spans = palloc(sizeof(MfgJsonSpan) * tupdesc->natts);
 	for (i = 0; i < tupdesc->natts; i++)
 		if (st->in[i].col != NULL)
 		{
-			st->cols[st->ncols] = st->in[i].col;
-			st->col_att[st->ncols++] = i;
+			st->sink.cols[st->sink.ncols] = st->in[i].col;
+			st->col_att[st->sink.ncols++] = i;
 		}
 }
 
@@ -606,10 +604,6 @@ http_iterate(ForeignScanState *node)
 {
 	MfgFdwExecState *st = (MfgFdwExecState *) node->fdw_state;
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
-	const char *row;
-	int			len;
-	int			erroff;
-	const char *detail;
 	int64		rowno;
 	ErrorContextCallback errcb;
 	MemoryContext old;
@@ -631,21 +625,20 @@ http_iterate(ForeignScanState *node)
 	if (st->empty)
 		return slot;
 
-	if (!mfgsync_fdw_scan_next_raw(st->scan, &row, &len, &rowno))
-		return slot;
-
 	MemoryContextReset(st->row_cxt);
 	old = MemoryContextSwitchTo(st->row_cxt);
-	if (!mfgsync_fdw_row_parse(row, len, st->ncols, st->cols, st->spans,
-							   &erroff, &detail))
-		mfgsync_fdw_scan_malformed(st->scan, erroff, detail);
+	if (!mfgsync_fdw_scan_next_row(st->scan, &st->sink, &rowno))
+	{
+		MemoryContextSwitchTo(old);
+		return slot;
+	}
 	memset(slot->tts_isnull, true, sizeof(bool) * st->natts);
 	errcb.callback = conversion_error_callback;
 	errcb.arg = st;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 	st->err_row = rowno;
-	for (i = 0; i < st->ncols; i++)
+	for (i = 0; i < st->sink.ncols; i++)
 	{
 		int			att = st->col_att[i];
 		MfgFdwColumnIn *in = &st->in[att];
@@ -655,7 +648,7 @@ http_iterate(ForeignScanState *node)
 
 		st->err_column = in->col->name;
 		st->err_value = NULL;
-		text = mfgsync_fdw_json_text(&st->spans[i], in->is_json, &textlen);
+		text = mfgsync_fdw_json_text(&st->sink.spans[i], in->is_json, &textlen);
 		st->err_value = text;
 		slot->tts_isnull[att] = text == NULL;
 		if (text != NULL && in->fast == 't')

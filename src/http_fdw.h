@@ -170,6 +170,21 @@ typedef struct MfgJsonSpan
 	const char *end;
 } MfgJsonSpan;
 
+/* where a scan puts the column values of each row it reads */
+typedef struct MfgFdwRowSink
+{
+	int			ncols;
+	MfgFdwColumn **cols;		/* the mapped columns */
+	MfgJsonSpan *spans;			/* ... their values in the current row */
+} MfgFdwRowSink;
+
+typedef enum MfgRowResult
+{
+	MFG_ROW_OK,
+	MFG_ROW_MALFORMED,
+	MFG_ROW_INCOMPLETE			/* the bytes end inside the row */
+} MfgRowResult;
+
 typedef struct MfgFdwScan MfgFdwScan;
 struct json_object;
 
@@ -188,19 +203,17 @@ extern void mfgsync_fdw_wait(MfgHttp *http);
 extern MfgFdwScan *mfgsync_fdw_scan_create(MfgFdwTable *t, MemoryContext cxt);
 extern void mfgsync_fdw_scan_start(MfgFdwScan *s, List *params, int64 limit);
 extern struct json_object *mfgsync_fdw_scan_next(MfgFdwScan *s, int64 *rowno);
-extern bool mfgsync_fdw_scan_next_raw(MfgFdwScan *s, const char **row,
-									  int *len, int64 *rowno);
-extern void mfgsync_fdw_scan_malformed(MfgFdwScan *s, int offset,
-									   const char *detail) pg_attribute_noreturn();
+extern bool mfgsync_fdw_scan_next_row(MfgFdwScan *s, MfgFdwRowSink *sink,
+									  int64 *rowno);
 extern void mfgsync_fdw_scan_stats(MfgFdwScan *s, MfgFdwStats *stats);
 extern char *mfgsync_fdw_first_url(MfgFdwTable *t, List *params, int64 limit);
 extern struct json_object *mfgsync_fdw_json_get(struct json_object *obj,
 												const MfgJsonPath *path);
 
 /* in http_fdw_row.c */
-extern bool mfgsync_fdw_row_parse(const char *row, int len, int ncols,
-								  MfgFdwColumn *const *cols, MfgJsonSpan *spans,
-								  int *erroff, const char **detail);
+extern MfgRowResult mfgsync_fdw_row_parse(const char *row, int len,
+										  MfgFdwRowSink *sink, int *used,
+										  int *erroff, const char **detail);
 extern char *mfgsync_fdw_json_text(const MfgJsonSpan *span, bool is_json,
 								   int *len);
 extern bool mfgsync_fdw_iso_timestamptz(const char *s, int len,

@@ -140,6 +140,8 @@ struct MfgFdwScan
 	struct json_object *row;	/* the last row returned */
 	int64		rowno;			/* 1-based, over the whole scan */
 	int64		row_offset;		/* byte offset of the last row in its page */
+	MfgFdwRowSink *sink;		/* the caller's columns, or NULL */
+	bool		row_parsed;		/* split() filled the sink already */
 };
 
 static MfgHttp *backend_http = NULL;
@@ -731,6 +733,35 @@ split(MfgFdwScan *s, int *start, int *len)
 			}
 			if (f->state != FRAME_AFTER && c == '{')
 			{
+				/*
+				 * Read the row's values in place when it is all here; a
+				 * row cut off by the end of the buffer is scanned for its
+				 * end below (linear however big it is) and read then.
+				 */
+				if (s->sink)
+				{
+					int			used;
+					int			erroff;
+					const char *detail;
+
+					switch (mfgsync_fdw_row_parse(data + i - 1, end - i + 1,
+												  s->sink, &used, &erroff,
+												  &detail))
+					{
+						case MFG_ROW_OK:
+							*start = i - 1;
+							*len = used;
+							s->pos = i - 1 + used;
+							f->state = FRAME_AFTER;
+							s->row_parsed = true;
+							return true;
+						case MFG_ROW_MALFORMED:
+							malformed(s, s->base + i - 1 + erroff, detail);
+							break;
+						case MFG_ROW_INCOMPLETE:
+							break;
+					}
+				}
 				s->mode = SPLIT_ELEMENT;
 				s->elem_start = i - 1;
 				s->elem_depth = 1;
@@ -1296,16 +1327,14 @@ mfgsync_fdw_scan_start(MfgFdwScan *s, List *params, int64 limit)
 }
 
 /*
- * mfgsync_fdw_scan_next_raw
+ * next_element
  *		The next row as the bytes of one JSON element, *len bytes at *row
- *		(not NUL-terminated, valid until the next call; the splitter only
- *		checked that brackets and strings balance), with its 1-based number
- *		in *rowno; false at the end.  Raises an error for any failure of
- *		the remote API.
+ *		(not NUL-terminated, valid until the next call), with its 1-based
+ *		number in *rowno; false at the end.  Raises an error for any
+ *		failure of the remote API.
  */
-bool
-mfgsync_fdw_scan_next_raw(MfgFdwScan *s, const char **row, int *len,
-						  int64 *rowno)
+static bool
+next_element(MfgFdwScan *s, const char **row, int *len, int64 *rowno)
 {
 	int			start;
 
@@ -1339,14 +1368,28 @@ mfgsync_fdw_scan_next_raw(MfgFdwScan *s, const char **row, int *len,
 }
 
 /*
- * mfgsync_fdw_scan_malformed
- *		Raise "malformed JSON" for the last row returned, offset bytes into
- *		it.
+ * mfgsync_fdw_scan_next_row
+ *		Read the next row into sink: the spans of its columns' values (in
+ *		the scan's buffer, valid until the next call), its 1-based number
+ *		in *rowno; false at the end.  A malformed row raises an error with
+ *		its byte offset in the page, as does any failure of the remote API.
  */
-void
-mfgsync_fdw_scan_malformed(MfgFdwScan *s, int offset, const char *detail)
+bool
+mfgsync_fdw_scan_next_row(MfgFdwScan *s, MfgFdwRowSink *sink, int64 *rowno)
 {
-	malformed(s, s->row_offset + offset, detail);
+	const char *row;
+	int			len;
+	int			erroff;
+	const char *detail;
+	bool		found;
+
+	s->sink = sink;
+	s->row_parsed = false;
+	found = next_element(s, &row, &len, rowno);
+	if (found && !s->row_parsed &&
+		mfgsync_fdw_row_parse(row, len, sink, NULL, &erroff, &detail) != MFG_ROW_OK)
+		malformed(s, s->row_offset + erroff, detail);
+	return found;
 }
 
 /*
@@ -1368,7 +1411,8 @@ mfgsync_fdw_scan_next(MfgFdwScan *s, int64 *rowno)
 		json_object_put(s->row);
 		s->row = NULL;
 	}
-	if (!mfgsync_fdw_scan_next_raw(s, &data, &len, rowno))
+	s->sink = NULL;
+	if (!next_element(s, &data, &len, rowno))
 		return NULL;
 	json_tokener_reset(s->tok);
 	row = json_tokener_parse_ex(s->tok, data, len);

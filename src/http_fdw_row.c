@@ -480,48 +480,41 @@ follow(MfgJsonSpan *span, const MfgJsonPath *path, int step)
 
 /*
  * mfgsync_fdw_row_parse
- *		Validate the row (len bytes at row, one JSON object) and set
- *		spans[i] to the value of cols[i] (start NULL: no such value).
- *		Returns false for a malformed row with *erroff, the offset in the
+ *		Validate a row (one JSON object at row, len bytes available) and set
+ *		sink->spans[i] to the value of sink->cols[i] (start NULL: none).
+ *
+ *		With used NULL the row is exactly the len bytes.  Otherwise the
+ *		object may end before len (*used: its length), and a row cut off
+ *		by the end of the bytes gives MFG_ROW_INCOMPLETE: the caller waits
+ *		for more.  MFG_ROW_MALFORMED comes with *erroff, the offset in the
  *		row where it goes wrong, and *detail.
  */
-bool
-mfgsync_fdw_row_parse(const char *row, int len, int ncols,
-					  MfgFdwColumn *const *cols, MfgJsonSpan *spans,
-					  int *erroff, const char **detail)
+MfgRowResult
+mfgsync_fdw_row_parse(const char *row, int len, MfgFdwRowSink *sink,
+					  int *used, int *erroff, const char **detail)
 {
 	RowReader	r = {0};
 	int			i;
+	int			n;
 	bool		deeper = false;
+	MfgFdwColumn *const *cols = sink->cols;
+	MfgJsonSpan *spans = sink->spans;
 
-	for (i = 0; i < ncols; i++)
+	for (i = 0; i < sink->ncols; i++)
 	{
 		spans[i].start = spans[i].end = NULL;
-		if (cols[i]->whole_row)
-		{
-			spans[i].start = row;
-			spans[i].end = row + len;
-		}
-		else if (cols[i]->path.n > 1)
+		if (!cols[i]->whole_row && cols[i]->path.n > 1)
 			deeper = true;
 	}
 	r.p = row;
 	r.end = row + len;
-	i = pg_encoding_verifymbstr(GetDatabaseEncoding(), row, len);
-	if (i < len)
-	{
-		*erroff = i;
-		*detail = psprintf("The bytes are not valid %s.",
-						   GetDatabaseEncodingName());
-		return false;
-	}
-	r.ncols = ncols;
+	r.ncols = sink->ncols;
 	r.cols = cols;
 	r.spans = spans;
 	skip_ws(&r);
 	if (r.p >= r.end || *r.p != '{')
 		fail(&r, r.p, "A row must be a JSON object.");
-	else if (read_object(&r, 1))
+	else if (read_object(&r, 1) && used == NULL)
 	{
 		skip_ws(&r);
 		if (r.p < r.end)
@@ -529,16 +522,35 @@ mfgsync_fdw_row_parse(const char *row, int len, int ncols,
 	}
 	if (r.err)
 	{
+		if (used != NULL && r.errpos >= r.end)
+			return MFG_ROW_INCOMPLETE;
 		*erroff = (int) (r.errpos - row);
 		*detail = r.err;
-		return false;
+		return MFG_ROW_MALFORMED;
 	}
-	if (deeper)
-		for (i = 0; i < ncols; i++)
-			if (spans[i].start != NULL && !cols[i]->whole_row &&
-				cols[i]->path.n > 1 && !follow(&spans[i], &cols[i]->path, 1))
-				spans[i].start = spans[i].end = NULL;
-	return true;
+	n = (int) (r.p - row);
+	if (used != NULL)
+		*used = n;
+	i = pg_encoding_verifymbstr(GetDatabaseEncoding(), row, n);
+	if (i < n)
+	{
+		*erroff = i;
+		*detail = psprintf("The bytes are not valid %s.",
+						   GetDatabaseEncodingName());
+		return MFG_ROW_MALFORMED;
+	}
+	for (i = 0; i < sink->ncols; i++)
+	{
+		if (cols[i]->whole_row)
+		{
+			spans[i].start = row;
+			spans[i].end = row + n;
+		}
+		else if (deeper && spans[i].start != NULL && cols[i]->path.n > 1 &&
+				 !follow(&spans[i], &cols[i]->path, 1))
+			spans[i].start = spans[i].end = NULL;
+	}
+	return MFG_ROW_OK;
 }
 
 /* append the code point as server-encoded bytes */

@@ -106,6 +106,13 @@ is(psql_u('SELECT i, d, e, p, big, t, f, n IS NULL, o, absent IS NULL FROM num O
 	"0|-1500|2E-2|125|123456789012345678901234567890|t|f|t|{\"a\":[1,2]}|t\n7|||||||t||t",
 	'numbers keep their text, literals, null, white space everywhere');
 
+# --- rows cut off by the end of what has arrived are read once complete
+page('big.json', '[' . join(',', map { qq({"i":$_,"s":") . ('x' x 300_000) . qq(\\u00e9","o":{"k":"v$_"}}) } 1 .. 3) . ']');
+table('big', 'big.json', 'i int, s text, k text OPTIONS (path \'o.k\')');
+is(psql_u("SELECT string_agg(i || ':' || length(s) || ':' || right(s, 2) || ':' || k, ',' ORDER BY i) FROM big"),
+	"1:300001:x\xc3\xa9:v1,2:300001:x\xc3\xa9:v2,3:300001:x\xc3\xa9:v3",
+	'rows larger than a network read');
+
 # --- date-times: the shortcut agrees with timestamptz input
 my @ts = ('2024-02-29T23:59:59.123456Z', '2024-03-01T01:02:03+05:30',
 	'2024-03-01 01:02:03-08:00', '2024-03-01T01:02:03.5Z', '0001-01-01T00:00:00Z',

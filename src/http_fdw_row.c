@@ -522,7 +522,13 @@ mfgsync_fdw_row_parse(const char *row, int len, MfgFdwRowSink *sink,
 	}
 	if (r.err)
 	{
-		if (used != NULL && r.errpos >= r.end)
+		/*
+		 * Bytes cut off inside an escape, a literal or a surrogate pair
+		 * fail a few bytes before the end (12: the longest such step):
+		 * the caller reads the row again once complete, and a row that
+		 * is really malformed there fails then.
+		 */
+		if (used != NULL && r.end - r.errpos <= 12)
 			return MFG_ROW_INCOMPLETE;
 		*erroff = (int) (r.errpos - row);
 		*detail = r.err;

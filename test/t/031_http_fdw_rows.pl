@@ -113,6 +113,13 @@ is(psql_u("SELECT string_agg(i || ':' || length(s) || ':' || right(s, 2) || ':' 
 	"1:300001:x\xc3\xa9:v1,2:300001:x\xc3\xa9:v2,3:300001:x\xc3\xa9:v3",
 	'rows larger than a network read');
 
+# network reads end inside escapes, surrogate pairs and literals
+page('many.json', '[' . join(',', map { qq({"i":$_,"s":"\\ud83d\\ude00\\u00e9\\n","t":true}) } 1 .. 20000) . ']');
+table('many', 'many.json', 'i int, s text, t boolean');
+is(psql_u("SELECT count(*), sum(i), count(DISTINCT s), bool_and(t), min(encode(convert_to(s, 'UTF8'), 'hex')) FROM many"),
+	'20000|200010000|1|t|' . unpack('H*', "\xf0\x9f\x98\x80\xc3\xa9\n"),
+	'rows cut off anywhere by network reads');
+
 # --- date-times: the shortcut agrees with timestamptz input
 my @ts = ('2024-02-29T23:59:59.123456Z', '2024-03-01T01:02:03+05:30',
 	'2024-03-01 01:02:03-08:00', '2024-03-01T01:02:03.5Z', '0001-01-01T00:00:00Z',

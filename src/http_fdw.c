@@ -93,6 +93,7 @@ typedef struct MfgFdwColumnIn
 	Oid			ioparam;
 	int32		typmod;
 	bool		is_json;		/* json or jsonb: values as JSON text */
+	char		fast;			/* 't': text, 'z': timestamptz; 0: other */
 } MfgFdwColumnIn;
 
 /* executor state */
@@ -110,6 +111,8 @@ typedef struct MfgFdwExecState
 	int64		limit;
 	int			natts;
 	MfgFdwColumnIn *in;			/* by attribute number - 1 */
+	MfgFdwRowSink sink;			/* mapped columns and their values */
+	int		   *col_att;		/* ... their attribute number - 1 */
 	/* for the error context of a conversion */
 	const char *err_column;
 	const char *err_value;
@@ -425,10 +428,16 @@ conversion_error_callback(void *arg)
 	MfgFdwExecState *st = (MfgFdwExecState *) arg;
 
 	if (st->err_column)
-		errcontext("column \"%s\" of row " INT64_FORMAT " from server \"%s\", value \"%.100s%s\"",
-				   st->err_column, st->err_row, st->t->servername,
-				   st->err_value ? st->err_value : "",
-				   st->err_value && strlen(st->err_value) > 100 ? "..." : "");
+	{
+		if (st->err_value == NULL)
+			errcontext("column \"%s\" of row " INT64_FORMAT " from server \"%s\"",
+					   st->err_column, st->err_row, st->t->servername);
+		else
+			errcontext("column \"%s\" of row " INT64_FORMAT " from server \"%s\", value \"%.100s%s\"",
+					   st->err_column, st->err_row, st->t->servername,
+					   st->err_value,
+					   strlen(st->err_value) > 100 ? "..." : "");
+	}
 }
 
 /*
@@ -479,7 +488,21 @@ http_begin_scan(ForeignScanState *node, int eflags)
 		fmgr_info(func, &st->in[i].input);
 		st->in[i].typmod = attr->atttypmod;
 		st->in[i].is_json = base == JSONOID || base == JSONBOID;
+		/* the same values as their input functions give, made directly */
+		if (attr->atttypid == TEXTOID)
+			st->in[i].fast = 't';
+		else if (attr->atttypid == TIMESTAMPTZOID && attr->atttypmod < 0)
+			st->in[i].fast = 'z';
 	}
+	st->sink.cols = palloc(sizeof(MfgFdwColumn *) * tupdesc->natts);
+	st->sink.spans = palloc(sizeof(MfgJsonSpan) * tupdesc->natts);
+	st->col_att = palloc(sizeof(int) * tupdesc->natts);
+	for (i = 0; i < tupdesc->natts; i++)
+		if (st->in[i].col != NULL)
+		{
+			st->sink.cols[st->sink.ncols] = st->in[i].col;
+			st->col_att[st->sink.ncols++] = i;
+		}
 }
 
 /* a pushed value as the API gets it: ISO 8601 for date-times */
@@ -573,27 +596,6 @@ eval_params(ForeignScanState *node, MfgFdwExecState *st, List **params)
 	return true;
 }
 
-/* the text of a JSON value for a column's input function, or NULL */
-static const char *
-value_text(struct json_object *v, bool is_json)
-{
-	if (v == NULL || json_object_is_type(v, json_type_null))
-		return NULL;
-	if (is_json)
-		return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
-	switch (json_object_get_type(v))
-	{
-		case json_type_string:
-			return json_object_get_string(v);
-		case json_type_object:
-		case json_type_array:
-			return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
-		default:
-			/* numbers keep their text, booleans are true/false */
-			return json_object_get_string(v);
-	}
-}
-
 /*
  * IterateForeignScan
  */
@@ -602,7 +604,6 @@ http_iterate(ForeignScanState *node)
 {
 	MfgFdwExecState *st = (MfgFdwExecState *) node->fdw_state;
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
-	struct json_object *row;
 	int64		rowno;
 	ErrorContextCallback errcb;
 	MemoryContext old;
@@ -624,37 +625,41 @@ http_iterate(ForeignScanState *node)
 	if (st->empty)
 		return slot;
 
-	row = mfgsync_fdw_scan_next(st->scan, &rowno);
-	if (row == NULL)
-		return slot;
-
 	MemoryContextReset(st->row_cxt);
 	old = MemoryContextSwitchTo(st->row_cxt);
+	if (!mfgsync_fdw_scan_next_row(st->scan, &st->sink, &rowno))
+	{
+		MemoryContextSwitchTo(old);
+		return slot;
+	}
+	memset(slot->tts_isnull, true, sizeof(bool) * st->natts);
 	errcb.callback = conversion_error_callback;
 	errcb.arg = st;
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 	st->err_row = rowno;
-	for (i = 0; i < st->natts; i++)
+	for (i = 0; i < st->sink.ncols; i++)
 	{
-		MfgFdwColumnIn *in = &st->in[i];
-		const char *text;
+		int			att = st->col_att[i];
+		MfgFdwColumnIn *in = &st->in[att];
+		char	   *text;
+		int			textlen;
+		TimestampTz ts;
 
-		if (in->col == NULL)
-		{
-			slot->tts_isnull[i] = true;
-			continue;
-		}
-		if (in->col->whole_row)
-			text = json_object_to_json_string_ext(row, JSON_C_TO_STRING_PLAIN);
-		else
-			text = value_text(mfgsync_fdw_json_get(row, &in->col->path),
-							  in->is_json);
 		st->err_column = in->col->name;
+		st->err_value = NULL;
+		text = mfgsync_fdw_json_text(&st->sink.spans[i], in->is_json, &textlen);
 		st->err_value = text;
-		slot->tts_values[i] = InputFunctionCall(&in->input, (char *) text,
-												in->ioparam, in->typmod);
-		slot->tts_isnull[i] = text == NULL;
+		slot->tts_isnull[att] = text == NULL;
+		if (text != NULL && in->fast == 't')
+			slot->tts_values[att] =
+				PointerGetDatum(cstring_to_text_with_len(text, textlen));
+		else if (text != NULL && in->fast == 'z' &&
+				 mfgsync_fdw_iso_timestamptz(text, textlen, &ts))
+			slot->tts_values[att] = TimestampTzGetDatum(ts);
+		else
+			slot->tts_values[att] = InputFunctionCall(&in->input, text,
+													  in->ioparam, in->typmod);
 	}
 	st->err_column = NULL;
 	error_context_stack = errcb.previous;

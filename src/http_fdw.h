@@ -9,6 +9,7 @@
  *   http_fdw_option.c  option validation and the resolved option structs
  *   http_fdw_fetch.c   requests, streaming row splitter, pagination,
  *                      retries, remote error reporting
+ *   http_fdw_row.c     a row's column values, read from its JSON bytes
  *   http_fdw_auth.c    credentials from user mappings, OAuth2 token cache
  *   http_fdw_limit.c   per-server rate limit and daily budget in shared
  *                      memory
@@ -162,6 +163,28 @@ typedef struct MfgFdwStats
 	int64		rows;
 } MfgFdwStats;
 
+/* a JSON value inside a row's bytes: [start, end); start NULL: none */
+typedef struct MfgJsonSpan
+{
+	const char *start;
+	const char *end;
+} MfgJsonSpan;
+
+/* where a scan puts the column values of each row it reads */
+typedef struct MfgFdwRowSink
+{
+	int			ncols;
+	MfgFdwColumn **cols;		/* the mapped columns */
+	MfgJsonSpan *spans;			/* ... their values in the current row */
+} MfgFdwRowSink;
+
+typedef enum MfgRowResult
+{
+	MFG_ROW_OK,
+	MFG_ROW_MALFORMED,
+	MFG_ROW_INCOMPLETE			/* the bytes end inside the row */
+} MfgRowResult;
+
 typedef struct MfgFdwScan MfgFdwScan;
 struct json_object;
 
@@ -180,10 +203,21 @@ extern void mfgsync_fdw_wait(MfgHttp *http);
 extern MfgFdwScan *mfgsync_fdw_scan_create(MfgFdwTable *t, MemoryContext cxt);
 extern void mfgsync_fdw_scan_start(MfgFdwScan *s, List *params, int64 limit);
 extern struct json_object *mfgsync_fdw_scan_next(MfgFdwScan *s, int64 *rowno);
+extern bool mfgsync_fdw_scan_next_row(MfgFdwScan *s, MfgFdwRowSink *sink,
+									  int64 *rowno);
 extern void mfgsync_fdw_scan_stats(MfgFdwScan *s, MfgFdwStats *stats);
 extern char *mfgsync_fdw_first_url(MfgFdwTable *t, List *params, int64 limit);
 extern struct json_object *mfgsync_fdw_json_get(struct json_object *obj,
 												const MfgJsonPath *path);
+
+/* in http_fdw_row.c */
+extern MfgRowResult mfgsync_fdw_row_parse(const char *row, int len,
+										  MfgFdwRowSink *sink, int *used,
+										  int *erroff, const char **detail);
+extern char *mfgsync_fdw_json_text(const MfgJsonSpan *span, bool is_json,
+								   int *len);
+extern bool mfgsync_fdw_iso_timestamptz(const char *s, int len,
+										TimestampTz *result);
 
 /* in http_fdw_auth.c */
 extern void mfgsync_fdw_auth_apply(MfgFdwTable *t, struct curl_slist **headers,

@@ -139,9 +139,14 @@ struct MfgFdwScan
 	struct json_tokener *tok;
 	struct json_object *row;	/* the last row returned */
 	int64		rowno;			/* 1-based, over the whole scan */
+	int64		row_offset;		/* byte offset of the last row in its page */
+	MfgFdwRowSink *sink;		/* the caller's columns, or NULL */
+	bool		row_parsed;		/* split() filled the sink already */
 };
 
 static MfgHttp *backend_http = NULL;
+
+static void malformed(MfgFdwScan *s, int64 offset, const char *detail) pg_attribute_noreturn();
 
 /* release what libcurl and json-c hold when the scan's context goes */
 static void
@@ -728,6 +733,35 @@ split(MfgFdwScan *s, int *start, int *len)
 			}
 			if (f->state != FRAME_AFTER && c == '{')
 			{
+				/*
+				 * Read the row's values in place when it is all here; a
+				 * row cut off by the end of the buffer is scanned for its
+				 * end below (linear however big it is) and read then.
+				 */
+				if (s->sink)
+				{
+					int			used;
+					int			erroff;
+					const char *detail;
+
+					switch (mfgsync_fdw_row_parse(data + i - 1, end - i + 1,
+												  s->sink, &used, &erroff,
+												  &detail))
+					{
+						case MFG_ROW_OK:
+							*start = i - 1;
+							*len = used;
+							s->pos = i - 1 + used;
+							f->state = FRAME_AFTER;
+							s->row_parsed = true;
+							return true;
+						case MFG_ROW_MALFORMED:
+							malformed(s, s->base + i - 1 + erroff, detail);
+							break;
+						case MFG_ROW_INCOMPLETE:
+							break;
+					}
+				}
 				s->mode = SPLIT_ELEMENT;
 				s->elem_start = i - 1;
 				s->elem_depth = 1;
@@ -1293,56 +1327,36 @@ mfgsync_fdw_scan_start(MfgFdwScan *s, List *params, int64 limit)
 }
 
 /*
- * mfgsync_fdw_scan_next
- *		The next row as a json-c object owned by the scan (valid until the
- *		next call), with its 1-based number in *rowno; NULL at the end.
- *		Raises an error for any failure of the remote API.
+ * next_element
+ *		The next row as the bytes of one JSON element, *len bytes at *row
+ *		(not NUL-terminated, valid until the next call), with its 1-based
+ *		number in *rowno; false at the end.  Raises an error for any
+ *		failure of the remote API.
  */
-struct json_object *
-mfgsync_fdw_scan_next(MfgFdwScan *s, int64 *rowno)
+static bool
+next_element(MfgFdwScan *s, const char **row, int *len, int64 *rowno)
 {
 	int			start;
-	int			len;
 
-	if (s->row)
-	{
-		json_object_put(s->row);
-		s->row = NULL;
-	}
 	for (;;)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (s->exhausted)
-			return NULL;
+			return false;
 		if (s->req == NULL)
 			elog(ERROR, "mfgsync_http scan has no request");
+		/* the last row returned is consumed: its bytes may go */
+		compact(s);
 		if (s->status_known && s->status >= 200 && s->status < 300 &&
-			split(s, &start, &len))
+			split(s, &start, len))
 		{
-			struct json_object *row;
-			enum json_tokener_error e;
-
-			json_tokener_reset(s->tok);
-			row = json_tokener_parse_ex(s->tok, s->buf.data + start, len);
-			e = json_tokener_get_error(s->tok);
-			if (row == NULL || e != json_tokener_success ||
-				json_tokener_get_parse_end(s->tok) != (size_t) len)
-			{
-				if (row)
-					json_object_put(row);
-				malformed(s, s->base + start +
-						  (int64) json_tokener_get_parse_end(s->tok),
-						  e == json_tokener_success ? "Unexpected data in a row." :
-						  json_tokener_error_desc(e));
-			}
-			s->row = row;
+			*row = s->buf.data + start;
+			s->row_offset = s->base + start;
 			s->page_rows++;
 			s->stats.rows++;
 			*rowno = ++s->rowno;
-			compact(s);
-			return row;
+			return true;
 		}
-		compact(s);
 		if (s->finished)
 		{
 			/* every byte is split: the page is done */
@@ -1351,6 +1365,69 @@ mfgsync_fdw_scan_next(MfgFdwScan *s, int64 *rowno)
 		}
 		pump(s);
 	}
+}
+
+/*
+ * mfgsync_fdw_scan_next_row
+ *		Read the next row into sink: the spans of its columns' values (in
+ *		the scan's buffer, valid until the next call), its 1-based number
+ *		in *rowno; false at the end.  A malformed row raises an error with
+ *		its byte offset in the page, as does any failure of the remote API.
+ */
+bool
+mfgsync_fdw_scan_next_row(MfgFdwScan *s, MfgFdwRowSink *sink, int64 *rowno)
+{
+	const char *row;
+	int			len;
+	int			erroff;
+	const char *detail;
+	bool		found;
+
+	s->sink = sink;
+	s->row_parsed = false;
+	found = next_element(s, &row, &len, rowno);
+	if (found && !s->row_parsed &&
+		mfgsync_fdw_row_parse(row, len, sink, NULL, &erroff, &detail) != MFG_ROW_OK)
+		malformed(s, s->row_offset + erroff, detail);
+	return found;
+}
+
+/*
+ * mfgsync_fdw_scan_next
+ *		The next row as a json-c object owned by the scan (valid until the
+ *		next call), with its 1-based number in *rowno; NULL at the end.
+ *		Raises an error for any failure of the remote API.
+ */
+struct json_object *
+mfgsync_fdw_scan_next(MfgFdwScan *s, int64 *rowno)
+{
+	const char *data;
+	int			len;
+	struct json_object *row;
+	enum json_tokener_error e;
+
+	if (s->row)
+	{
+		json_object_put(s->row);
+		s->row = NULL;
+	}
+	s->sink = NULL;
+	if (!next_element(s, &data, &len, rowno))
+		return NULL;
+	json_tokener_reset(s->tok);
+	row = json_tokener_parse_ex(s->tok, data, len);
+	e = json_tokener_get_error(s->tok);
+	if (row == NULL || e != json_tokener_success ||
+		json_tokener_get_parse_end(s->tok) != (size_t) len)
+	{
+		if (row)
+			json_object_put(row);
+		malformed(s, s->row_offset + (int64) json_tokener_get_parse_end(s->tok),
+				  e == json_tokener_success ? "Unexpected data in a row." :
+				  json_tokener_error_desc(e));
+	}
+	s->row = row;
+	return row;
 }
 
 /*

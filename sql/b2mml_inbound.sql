@@ -24,21 +24,6 @@ LANGUAGE sql AS $$
                    ARRAY[ARRAY['b', 'http://www.mesa.org/xml/B2MML-V0600']] AS ns) s
 $$;
 
-CREATE FUNCTION in_try(command text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    state text; msg text; detail text; hint text;
-BEGIN
-    EXECUTE command;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    RETURN state || ': ' || msg
-        || CASE WHEN detail <> '' THEN E'\nDETAIL: ' || detail ELSE '' END
-        || CASE WHEN hint <> '' THEN E'\nHINT: ' || hint ELSE '' END;
-END
-$$;
 
 -- a SyncProductionPerformance around one ProductionResponse
 CREATE FUNCTION in_perf(bodid text, response text, action text DEFAULT 'Add',
@@ -134,25 +119,25 @@ SELECT mfgsync.map_inbound('MaterialDefinition', 'in_material',
       "weight_uom": "MaterialDefinitionProperty[ID=NetWeight]/Value/UnitOfMeasure"}');
 SELECT element, target, key_columns, cancelled_column FROM mfgsync.inbound_mappings ORDER BY 1;
 
-SELECT in_try($$SELECT mfgsync.map_inbound('OperationsResponse', 'in_response', '{"response_id": "ID"}')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'mfgsync.events', '{"id": "ID"}')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '[]')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{}')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": 1}')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"nope": "ID"}')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID/"}')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID[ID]"}')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "@x/ID"}')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID; DROP TABLE x"}')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"state": "ResponseState"}')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID", "state": "ResponseState"}', '{state}')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}', '{}')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('SegmentRequirement', 'in_order_op', '{"op_id": "ID"}')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}', cancelled_column => 'state')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID", "cancelled": "ID"}', cancelled_column => 'cancelled')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('MaterialDefinition', 'in_material', '{"code": "ID", "name": "Location"}')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('MaterialDefinition', 'in_material', '{"code": "Description"}')$$);
-SELECT in_try($$SELECT mfgsync.unmap_inbound('SegmentResponse ')$$);
+SELECT try($$SELECT mfgsync.map_inbound('OperationsResponse', 'in_response', '{"response_id": "ID"}')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'mfgsync.events', '{"id": "ID"}')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '[]')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{}')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": 1}')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"nope": "ID"}')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID/"}')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID[ID]"}')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "@x/ID"}')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID; DROP TABLE x"}')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"state": "ResponseState"}')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID", "state": "ResponseState"}', '{state}')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}', '{}')$$);
+SELECT try($$SELECT mfgsync.map_inbound('SegmentRequirement', 'in_order_op', '{"op_id": "ID"}')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}', cancelled_column => 'state')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID", "cancelled": "ID"}', cancelled_column => 'cancelled')$$);
+SELECT try($$SELECT mfgsync.map_inbound('MaterialDefinition', 'in_material', '{"code": "ID", "name": "Location"}')$$);
+SELECT try($$SELECT mfgsync.map_inbound('MaterialDefinition', 'in_material', '{"code": "Description"}')$$);
+SELECT try($$SELECT mfgsync.unmap_inbound('SegmentResponse ')$$);
 -- a rejected declaration changed nothing
 SELECT element, columns->>'response_id' AS response_id FROM mfgsync.inbound_mappings
  WHERE element = 'ProductionResponse';
@@ -376,7 +361,7 @@ SELECT set_config('mfgsync.b2mml_schema',
 SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('xsd-1', '<ProductionResponse><ResponseState>Completed</ResponseState><ID>R</ID></ProductionResponse>')));
 SELECT * FROM in_confirm(mfgsync.receive_b2mml(in_perf('xsd-2', '<ProductionResponse><ID>RESP-X</ID><StartTime>2024-05-06T10:00:00Z</StartTime></ProductionResponse>')));
 SET mfgsync.b2mml_schema = '/nonexistent/b2mml.xsd';
-SELECT in_try($$SELECT mfgsync.receive_b2mml(in_perf('xsd-3', ''))$$);
+SELECT try($$SELECT mfgsync.receive_b2mml(in_perf('xsd-3', ''))$$);
 RESET mfgsync.b2mml_schema;
 
 -- dedup on Sender/LogicalID (edinn): the BODID is then ignored
@@ -388,13 +373,13 @@ SELECT count(*) FROM mfgsync.inbound_messages WHERE dedup_key = 'LogicalID:MSG-0
 SET mfgsync.b2mml_dedup_key = 'bodid';
 SELECT * FROM in_confirm(mfgsync.receive_b2mml(replace(in_perf('x', ''), '<BODID>x</BODID>', '')));
 RESET mfgsync.b2mml_dedup_key;
-SELECT in_try($$SET mfgsync.b2mml_dedup_key = 'sender'$$);
+SELECT try($$SET mfgsync.b2mml_dedup_key = 'sender'$$);
 
 -- who may call it: admins, and roles they grant it to
 CREATE ROLE in_gateway;
 SET ROLE in_gateway;
-SELECT in_try($$SELECT mfgsync.receive_b2mml('x')$$);
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}')$$);
+SELECT try($$SELECT mfgsync.receive_b2mml('x')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}')$$);
 RESET ROLE;
 GRANT USAGE ON SCHEMA mfgsync TO in_gateway;
 GRANT EXECUTE ON FUNCTION mfgsync.receive_b2mml(text) TO in_gateway;
@@ -405,7 +390,7 @@ SELECT response_id FROM in_response WHERE response_id = 'RESP-G';
 -- an admin may only map tables it may write
 CREATE ROLE in_admin IN ROLE mfgsync_admin;
 SET ROLE in_admin;
-SELECT in_try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}')$$);
+SELECT try($$SELECT mfgsync.map_inbound('ProductionResponse', 'in_response', '{"response_id": "ID"}')$$);
 RESET ROLE;
 REVOKE EXECUTE ON FUNCTION mfgsync.receive_b2mml(text) FROM in_gateway;
 REVOKE USAGE ON SCHEMA mfgsync FROM in_gateway;
@@ -416,4 +401,4 @@ SELECT mfgsync.untrack('in_response');
 DROP TABLE in_response, in_segment, in_order, in_order_op, in_material;
 DROP FUNCTION in_refuse();
 DELETE FROM mfgsync.inbound_mapping;
-DROP FUNCTION in_masked(text), in_confirm(text), in_try(text), in_perf(text, text, text, text);
+DROP FUNCTION in_masked(text), in_confirm(text), in_perf(text, text, text, text);

@@ -2,21 +2,6 @@
 -- capture_errors: every bad input to track() and untrack(), with its
 -- SQLSTATE, message, detail and hint
 --
-CREATE FUNCTION try(command text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    state text; msg text; detail text; hint text;
-BEGIN
-    EXECUTE command;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    RETURN state || ': ' || msg
-        || CASE WHEN detail <> '' THEN E'\nDETAIL: ' || detail ELSE '' END
-        || CASE WHEN hint <> '' THEN E'\nHINT: ' || hint ELSE '' END;
-END
-$$;
 
 CREATE TABLE good (id int PRIMARY KEY, name text, code text);
 CREATE TABLE nokey (id int, name text);

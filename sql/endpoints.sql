@@ -7,21 +7,6 @@
 -- creates it) before events of its message types exist, so nothing is sent
 -- and no output depends on the senders' timing.
 --
-CREATE FUNCTION ep_try(command text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    state text; msg text; detail text; hint text;
-BEGIN
-    EXECUTE command;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    RETURN state || ': ' || msg
-        || CASE WHEN detail <> '' THEN E'\nDETAIL: ' || detail ELSE '' END
-        || CASE WHEN hint <> '' THEN E'\nHINT: ' || hint ELSE '' END;
-END
-$$;
 
 CREATE TABLE ep_order (id int PRIMARY KEY, machine text, qty int);
 CREATE TABLE ep_line (id int PRIMARY KEY, state text);
@@ -60,90 +45,90 @@ SELECT mfgsync.endpoint_options('webhook', '{"timeout_ms": 1.0, "concurrency": 1
 \pset format unaligned
 \pset tuples_only on
 -- names
-SELECT ep_try($$SELECT mfgsync.create_endpoint(NULL, 'http://127.0.0.1:9/')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('', 'http://127.0.0.1:9/')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('has space', 'http://127.0.0.1:9/')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('a/b', 'http://127.0.0.1:9/')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint(repeat('a', 64), 'http://127.0.0.1:9/')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('plain', 'http://127.0.0.1:9/')$$);
+SELECT try($$SELECT mfgsync.create_endpoint(NULL, 'http://127.0.0.1:9/')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('', 'http://127.0.0.1:9/')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('has space', 'http://127.0.0.1:9/')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('a/b', 'http://127.0.0.1:9/')$$);
+SELECT try($$SELECT mfgsync.create_endpoint(repeat('a', 64), 'http://127.0.0.1:9/')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('plain', 'http://127.0.0.1:9/')$$);
 
 -- URLs: http and https only, without user information, spaces or fragment
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'file:///etc/passwd')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'gopher://x')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'ftp://')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://user:pw@host/')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', NULL)$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/a b')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/a#top')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'file:///etc/passwd')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'gopher://x')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'ftp://')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://user:pw@host/')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('x', NULL)$$);
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/a b')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/a#top')$$);
 
 -- formats
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'json')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', NULL)$$);
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'json')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', NULL)$$);
 -- format b2mml is accepted (sql/b2mml_render.sql tests it); its options apply to it only
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook', '{"dialect": "xml"}')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook', '{"dialect": "xml"}')$$);
 
 -- options
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook', NULL)$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook', '[]')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook', '"x"')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook', NULL)$$);
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook', '[]')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook', '"x"')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"timeout": 1000}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"timeout_ms": "1000"}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"timeout_ms": 1.5}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"timeout_ms": -1}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"connect_timeout_ms": -5000}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"concurrency": 0}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"concurrency": 100000}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"follow_redirects": "yes"}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"envelope": "soap"}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"envelope": 1}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"source": ""}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"ca_file": "certs/ca.pem"}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"retry_initial_ms": 5000, "retry_max_ms": 1000}')$$);
 
 -- secrets: "whsec_" and the base64 of 24 to 64 bytes
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"secret": "whsec_c2hvcnQ="}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"secret": "whsec_abc"}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"secret": "whsec_not base64 at all, not even close!"}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"secret": "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}')$$);
-SELECT ep_try(format($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try(format($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"secret": "whsec_%s"}')$$, repeat('A', 88)));
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"secret": 42}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"previous_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}')$$);
 
 -- headers
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"headers": ["X-Plant"]}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"headers": {"X Plant": "P1"}}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"headers": {"X-Plant:": "P1"}}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"headers": {"Content-Type": "text/plain"}}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"headers": {"webhook-signature": "v1,forged"}}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"headers": {"X-Plant": "P1\r\nX-Injected: 1"}}')$$);
-SELECT ep_try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook',
     '{"headers": {"X-Plant": 1}}')$$);
 \pset format aligned
 \pset tuples_only off
@@ -174,14 +159,14 @@ SELECT mfgsync.alter_endpoint('signed', '{"url": "https://127.0.0.1:9/v2/hook?pl
 SELECT url FROM mfgsync.endpoints WHERE name = 'signed';
 \pset format unaligned
 \pset tuples_only on
-SELECT ep_try($$SELECT mfgsync.alter_endpoint('signed', '{"url": "gopher://127.0.0.1:9/"}')$$);
-SELECT ep_try($$SELECT mfgsync.alter_endpoint('signed', '{"url": "http://u@127.0.0.1:9/"}')$$);
-SELECT ep_try($$SELECT mfgsync.alter_endpoint('signed', '{"url": null}')$$);
-SELECT ep_try($$SELECT mfgsync.alter_endpoint('signed', '{"concurrency": 0}')$$);
-SELECT ep_try($$SELECT mfgsync.alter_endpoint('signed', '{"nope": 1}')$$);
-SELECT ep_try($$SELECT mfgsync.alter_endpoint('signed', '{"secret": null}')$$);
-SELECT ep_try($$SELECT mfgsync.alter_endpoint('signed', NULL)$$);
-SELECT ep_try($$SELECT mfgsync.alter_endpoint('nope', '{"timeout_ms": 1000}')$$);
+SELECT try($$SELECT mfgsync.alter_endpoint('signed', '{"url": "gopher://127.0.0.1:9/"}')$$);
+SELECT try($$SELECT mfgsync.alter_endpoint('signed', '{"url": "http://u@127.0.0.1:9/"}')$$);
+SELECT try($$SELECT mfgsync.alter_endpoint('signed', '{"url": null}')$$);
+SELECT try($$SELECT mfgsync.alter_endpoint('signed', '{"concurrency": 0}')$$);
+SELECT try($$SELECT mfgsync.alter_endpoint('signed', '{"nope": 1}')$$);
+SELECT try($$SELECT mfgsync.alter_endpoint('signed', '{"secret": null}')$$);
+SELECT try($$SELECT mfgsync.alter_endpoint('signed', NULL)$$);
+SELECT try($$SELECT mfgsync.alter_endpoint('nope', '{"timeout_ms": 1000}')$$);
 \pset format aligned
 \pset tuples_only off
 -- a failed alter changes nothing
@@ -202,15 +187,15 @@ SELECT mfgsync.pause_endpoint('plain');
 SELECT name, paused FROM mfgsync.endpoint_status ORDER BY name;
 \pset format unaligned
 \pset tuples_only on
-SELECT ep_try($$SELECT mfgsync.pause_endpoint('nope')$$);
-SELECT ep_try($$SELECT mfgsync.resume_endpoint('nope')$$);
+SELECT try($$SELECT mfgsync.pause_endpoint('nope')$$);
+SELECT try($$SELECT mfgsync.resume_endpoint('nope')$$);
 
 -- subscribe
-SELECT ep_try($$SELECT mfgsync.subscribe('nope', ARRAY['RegressOrder'])$$);
-SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['NoSuchType'])$$);
-SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder', 'NoSuchType'])$$);
-SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY[]::text[])$$);
-SELECT ep_try($$SELECT mfgsync.subscribe('signed', NULL)$$);
+SELECT try($$SELECT mfgsync.subscribe('nope', ARRAY['RegressOrder'])$$);
+SELECT try($$SELECT mfgsync.subscribe('signed', ARRAY['NoSuchType'])$$);
+SELECT try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder', 'NoSuchType'])$$);
+SELECT try($$SELECT mfgsync.subscribe('signed', ARRAY[]::text[])$$);
+SELECT try($$SELECT mfgsync.subscribe('signed', NULL)$$);
 \pset format aligned
 \pset tuples_only off
 SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder']);
@@ -224,14 +209,14 @@ SELECT e.name, s.message_type, s.filter
  ORDER BY 1, 2;
 \pset format unaligned
 \pset tuples_only on
-SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'data->>''machine'' =')$$);
-SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'machine = ''M1''')$$);
-SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'data->>''machine''')$$);
-SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], '')$$);
+SELECT try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'data->>''machine'' =')$$);
+SELECT try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'machine = ''M1''')$$);
+SELECT try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'data->>''machine''')$$);
+SELECT try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], '')$$);
 -- a filter is one expression: it cannot close the parentheses around it
-SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'true) OR (true')$$);
-SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'true); SELECT (1')$$);
-SELECT ep_try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'true FROM pg_class')$$);
+SELECT try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'true) OR (true')$$);
+SELECT try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'true); SELECT (1')$$);
+SELECT try($$SELECT mfgsync.subscribe('signed', ARRAY['RegressOrder'], 'true FROM pg_class')$$);
 \pset format aligned
 \pset tuples_only off
 -- a bad filter leaves the subscription as it was
@@ -242,7 +227,7 @@ SELECT mfgsync.unsubscribe('signed', ARRAY['RegressLine']);
 SELECT name, message_types FROM mfgsync.endpoints ORDER BY name;
 \pset format unaligned
 \pset tuples_only on
-SELECT ep_try($$SELECT mfgsync.unsubscribe('nope', ARRAY['RegressLine'])$$);
+SELECT try($$SELECT mfgsync.unsubscribe('nope', ARRAY['RegressLine'])$$);
 \pset format aligned
 \pset tuples_only off
 
@@ -271,10 +256,10 @@ SELECT count(*) FROM mfgsync.retry r JOIN mfgsync.endpoint e ON e.id = r.endpoin
  WHERE e.name = 'signed';
 \pset format unaligned
 \pset tuples_only on
-SELECT ep_try($$SELECT mfgsync.replay('nope', ARRAY[1]::bigint[])$$);
-SELECT ep_try($$SELECT mfgsync.replay('nope', now() - interval '1 hour')$$);
-SELECT ep_try($$SELECT mfgsync.replay_key('nope', 'RegressOrder', '{"id": 1}')$$);
-SELECT ep_try($$SELECT mfgsync.replay_key('signed', 'NoSuchType', '{"id": 1}')$$);
+SELECT try($$SELECT mfgsync.replay('nope', ARRAY[1]::bigint[])$$);
+SELECT try($$SELECT mfgsync.replay('nope', now() - interval '1 hour')$$);
+SELECT try($$SELECT mfgsync.replay_key('nope', 'RegressOrder', '{"id": 1}')$$);
+SELECT try($$SELECT mfgsync.replay_key('signed', 'NoSuchType', '{"id": 1}')$$);
 \pset format aligned
 \pset tuples_only off
 
@@ -340,7 +325,7 @@ RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION regress_mfg_admin2;
 \pset format unaligned
 \pset tuples_only on
-SELECT ep_try($$SELECT mfgsync.subscribe('owned', ARRAY['RegressOrder'], 'false')$$);
+SELECT try($$SELECT mfgsync.subscribe('owned', ARRAY['RegressOrder'], 'false')$$);
 \pset format aligned
 \pset tuples_only off
 SELECT mfgsync.subscribe('owned', ARRAY['RegressLine']);
@@ -364,8 +349,8 @@ SELECT (SELECT count(*) FROM mfgsync.subscription WHERE endpoint_id = :signed_id
        (SELECT count(*) FROM mfgsync.retry WHERE endpoint_id = :signed_id) AS retries;
 \pset format unaligned
 \pset tuples_only on
-SELECT ep_try($$SELECT mfgsync.drop_endpoint('signed')$$);
-SELECT ep_try($$SELECT mfgsync.drop_endpoint(NULL)$$);
+SELECT try($$SELECT mfgsync.drop_endpoint('signed')$$);
+SELECT try($$SELECT mfgsync.drop_endpoint(NULL)$$);
 \pset format aligned
 \pset tuples_only off
 SELECT mfgsync.drop_endpoint('plain');
@@ -382,4 +367,3 @@ DROP ROLE regress_mfg_admin, regress_mfg_admin2, regress_mfg_monitor, regress_mf
 DROP TABLE ep_order, ep_line;
 SELECT count(*) FROM mfgsync.tracked;
 DELETE FROM mfgsync.outbox WHERE message_type IN ('RegressOrder', 'RegressLine');
-DROP FUNCTION ep_try(text);

@@ -20,6 +20,24 @@ CREATE EXTENSION mfgsync;
 -- the library is loaded by the postmaster
 SHOW shared_preload_libraries;
 
+-- helper for the tests that follow: run a command, show its error
+-- (SQLSTATE, message, detail and hint) or 'ok'
+CREATE FUNCTION try(command text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    state text; msg text; detail text; hint text;
+BEGIN
+    EXECUTE command;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    RETURN state || ': ' || msg
+        || CASE WHEN detail <> '' THEN E'\nDETAIL: ' || detail ELSE '' END
+        || CASE WHEN hint <> '' THEN E'\nHINT: ' || hint ELSE '' END;
+END
+$$;
+
 -- helper for the tests that follow: return and remove the captured events
 CREATE FUNCTION take_events(
     OUT action text, OUT message_type text,

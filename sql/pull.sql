@@ -5,21 +5,6 @@
 -- schedule, so the background worker never runs one (test/t/040_pull*.pl
 -- covers scheduling and real remote databases).
 --
-CREATE FUNCTION pull_try(command text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    state text; msg text; detail text; hint text;
-BEGIN
-    EXECUTE command;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-        detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-    RETURN state || ': ' || msg
-        || CASE WHEN detail <> '' THEN E'\nDETAIL: ' || detail ELSE '' END
-        || CASE WHEN hint <> '' THEN E'\nHINT: ' || hint ELSE '' END;
-END
-$$;
 
 -- events left by the tests before this one are not ours
 SELECT count(*) >= 0 AS drained FROM take_events();
@@ -39,47 +24,47 @@ INSERT INTO mes_order VALUES
 --
 -- options and errors
 --
-SELECT pull_try($$SELECT mfgsync.create_pull('bad name', 'mes_order', 'stg_order')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', '', 'stg_order')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'no_such_table', 'stg_order')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'SELECT * FROM mes_order; DROP TABLE mes_order', 'stg_order')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'SELECT * FROM mes_order FOR UPDATE', 'stg_order')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'WITH d AS (DELETE FROM mes_order RETURNING *) SELECT * FROM d', 'stg_order')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'SELECT * INTO x FROM mes_order', 'stg_order')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'SELECT order_code, order_code FROM mes_order', 'stg_order')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'SELECT *, 1 AS extra FROM mes_order', 'stg_order')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'SELECT qty FROM mes_order', 'stg_order', '{order_code}')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', '{}')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', watermark => 'nope')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', every => '10 ms')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'mes_order', 'mes_order')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'mes_order', 'mfgsync.pull_runs')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"colour": 1}')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '[]')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"delete_mode": "shred"}')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"delete_mode": "mark"}')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"delete_mode": "mark", "mark_column": "nope"}')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"delete_mode": "mark", "mark_column": "note"}')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"mark_column": "note"}')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"full_every": "soon"}')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"max_backoff": "-1 hour"}')$$);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"delete_on_empty": "yes"}')$$);
+SELECT try($$SELECT mfgsync.create_pull('bad name', 'mes_order', 'stg_order')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', '', 'stg_order')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'no_such_table', 'stg_order')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'SELECT * FROM mes_order; DROP TABLE mes_order', 'stg_order')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'SELECT * FROM mes_order FOR UPDATE', 'stg_order')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'WITH d AS (DELETE FROM mes_order RETURNING *) SELECT * FROM d', 'stg_order')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'SELECT * INTO x FROM mes_order', 'stg_order')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'SELECT order_code, order_code FROM mes_order', 'stg_order')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'SELECT *, 1 AS extra FROM mes_order', 'stg_order')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'SELECT qty FROM mes_order', 'stg_order', '{order_code}')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', '{}')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', watermark => 'nope')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', every => '10 ms')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'mes_order', 'mes_order')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'mes_order', 'mfgsync.pull_runs')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"colour": 1}')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '[]')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"delete_mode": "shred"}')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"delete_mode": "mark"}')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"delete_mode": "mark", "mark_column": "nope"}')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"delete_mode": "mark", "mark_column": "note"}')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"mark_column": "note"}')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"full_every": "soon"}')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"max_backoff": "-1 hour"}')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'mes_order', 'stg_order', options => '{"delete_on_empty": "yes"}')$$);
 -- types that do not fit
 CREATE TABLE stg_typed (order_code text PRIMARY KEY, qty point);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'SELECT order_code, qty FROM mes_order', 'stg_typed')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'SELECT order_code, qty FROM mes_order', 'stg_typed')$$);
 -- a target without primary key needs key_columns
 CREATE TABLE stg_nokey (order_code text, qty integer);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'SELECT order_code, qty FROM mes_order', 'stg_nokey')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'SELECT order_code, qty FROM mes_order', 'stg_nokey')$$);
 -- a NOT NULL target column the source does not fill
 CREATE TABLE stg_strict (order_code text PRIMARY KEY, qty integer, plant text NOT NULL);
-SELECT pull_try($$SELECT mfgsync.create_pull('p', 'SELECT order_code, qty FROM mes_order', 'stg_strict')$$);
+SELECT try($$SELECT mfgsync.create_pull('p', 'SELECT order_code, qty FROM mes_order', 'stg_strict')$$);
 SELECT count(*) AS jobs_after_errors FROM mfgsync.pull_job;
 
 --
 -- MERGE semantics: counts, events only for real changes
 --
 SELECT mfgsync.create_pull('orders', 'mes_order', 'stg_order') > 0 AS created;
-SELECT pull_try($$SELECT mfgsync.create_pull('orders', 'mes_order', 'stg_order')$$);
+SELECT try($$SELECT mfgsync.create_pull('orders', 'mes_order', 'stg_order')$$);
 SELECT name, source, target, key_columns, watermark, every, delete_missing, options
   FROM mfgsync.pull_jobs;
 SELECT * FROM mfgsync.run_pull('orders');
@@ -107,12 +92,12 @@ SELECT action, key FROM take_events();
 -- an empty source does not empty the target unless allowed
 CREATE TABLE mes_empty (LIKE mes_order);
 SELECT mfgsync.alter_pull('orders', '{"source": "mes_empty"}');
-SELECT pull_try($$SELECT mfgsync.run_pull('orders')$$);
+SELECT try($$SELECT mfgsync.run_pull('orders')$$);
 SELECT count(*) AS still_there FROM stg_order;
 SELECT mfgsync.alter_pull('orders', '{"source": "mes_order"}');
 -- a source with two rows for one key is a clear error, the target untouched
 SELECT mfgsync.create_pull('dups', 'SELECT order_code, qty + 1 AS qty FROM mes_order UNION ALL SELECT ''O1'', 0', 'stg_order');
-SELECT pull_try($$SELECT mfgsync.run_pull('dups')$$);
+SELECT try($$SELECT mfgsync.run_pull('dups')$$);
 SELECT order_code, qty FROM stg_order ORDER BY 1;
 SELECT mfgsync.drop_pull('dups');
 
@@ -171,18 +156,18 @@ SELECT job, trigger, status, full_read, rows_read, rows_inserted, rows_updated,
 -- changing the watermark column forgets the watermark
 SELECT mfgsync.alter_pull('inc', '{"watermark": null}');
 SELECT watermark, last_watermark FROM mfgsync.pull_jobs WHERE name = 'inc';
-SELECT pull_try($$SELECT mfgsync.alter_pull('inc', '{"watermark": "nope"}')$$);
-SELECT pull_try($$SELECT mfgsync.alter_pull('inc', '{"colour": "red"}')$$);
-SELECT pull_try($$SELECT mfgsync.alter_pull('nope', '{}')$$);
-SELECT pull_try($$SELECT mfgsync.drop_pull('nope')$$);
-SELECT pull_try($$SELECT mfgsync.run_pull('nope')$$);
+SELECT try($$SELECT mfgsync.alter_pull('inc', '{"watermark": "nope"}')$$);
+SELECT try($$SELECT mfgsync.alter_pull('inc', '{"colour": "red"}')$$);
+SELECT try($$SELECT mfgsync.alter_pull('nope', '{}')$$);
+SELECT try($$SELECT mfgsync.drop_pull('nope')$$);
+SELECT try($$SELECT mfgsync.run_pull('nope')$$);
 
 -- drift after create_pull: a clear error at the next run, nothing written
 ALTER TABLE mes_order ADD COLUMN plant text;
-SELECT pull_try($$SELECT mfgsync.run_pull('inc')$$);
+SELECT try($$SELECT mfgsync.run_pull('inc')$$);
 ALTER TABLE mes_order DROP COLUMN plant;
 ALTER TABLE stg_inc RENAME COLUMN qty TO quantity;
-SELECT pull_try($$SELECT mfgsync.run_pull('inc')$$);
+SELECT try($$SELECT mfgsync.run_pull('inc')$$);
 ALTER TABLE stg_inc RENAME COLUMN quantity TO qty;
 SELECT (mfgsync.run_pull('inc')).rows_read;
 
@@ -202,7 +187,7 @@ $$ BEGIN IF t = 'M2' THEN RAISE EXCEPTION 'remote went away'; END IF; RETURN t; 
 SELECT mfgsync.alter_pull('machines', '{"source": "SELECT boom(machine_code) AS machine_code, name FROM mes.machine"}');
 UPDATE mes.machine SET name = 'press 2';
 INSERT INTO mes.machine VALUES ('M2', 'lathe');
-SELECT pull_try($$SELECT mfgsync.run_pull('machines')$$);
+SELECT try($$SELECT mfgsync.run_pull('machines')$$);
 SELECT * FROM stg_machine;
 
 -- privileges: runs use the caller's rights; the monitor sees the history
@@ -210,20 +195,20 @@ CREATE ROLE pull_admin IN ROLE mfgsync_admin;
 CREATE ROLE pull_monitor IN ROLE mfgsync_monitor;
 CREATE ROLE pull_nobody;
 SET ROLE pull_nobody;
-SELECT pull_try($$SELECT mfgsync.run_pull('orders')$$);
-SELECT pull_try($$SELECT count(*) FROM mfgsync.pull_runs$$);
+SELECT try($$SELECT mfgsync.run_pull('orders')$$);
+SELECT try($$SELECT count(*) FROM mfgsync.pull_runs$$);
 SET ROLE pull_monitor;
 SELECT count(*) > 0 AS monitor_sees_runs FROM mfgsync.pull_runs;
-SELECT pull_try($$SELECT mfgsync.run_pull('orders')$$);
+SELECT try($$SELECT mfgsync.run_pull('orders')$$);
 SET ROLE pull_admin;
 -- another admin's job is not run under this admin's rights
-SELECT pull_try($$SELECT mfgsync.run_pull('orders')$$);
+SELECT try($$SELECT mfgsync.run_pull('orders')$$);
 -- its own job reaches only what it may read
 RESET ROLE;
 CREATE TABLE pull_admin_stg (machine_code text PRIMARY KEY, name text);
 ALTER TABLE pull_admin_stg OWNER TO pull_admin;
 SET ROLE pull_admin;
-SELECT pull_try($$SELECT mfgsync.create_pull('admins', 'mes.machine', 'pull_admin_stg')$$);
+SELECT try($$SELECT mfgsync.create_pull('admins', 'mes.machine', 'pull_admin_stg')$$);
 RESET ROLE;
 GRANT USAGE ON SCHEMA mes TO pull_admin;
 GRANT SELECT ON mes.machine TO pull_admin;
@@ -233,7 +218,7 @@ SELECT * FROM mfgsync.run_pull('admins');
 RESET ROLE;
 REVOKE SELECT ON mes.machine FROM pull_admin;
 SET ROLE pull_admin;
-SELECT pull_try($$SELECT mfgsync.run_pull('admins')$$);
+SELECT try($$SELECT mfgsync.run_pull('admins')$$);
 SELECT mfgsync.drop_pull('admins');
 RESET ROLE;
 DROP TABLE pull_admin_stg;
@@ -278,8 +263,8 @@ CREATE TABLE buchung (auftrag text, material text, maschine text, art text, zeit
 INSERT INTO buchung VALUES ('X', 'MX', 'M9', 'START', '2024-03-01 08:00+00');
 SELECT * FROM mfgsync.fold_bookings('buchung', '{"order_code": "auftrag", "product_code": "material",
     "machine_code": "maschine", "event": "art", "booked_at": "zeit"}');
-SELECT pull_try($$SELECT * FROM mfgsync.fold_bookings('buchung')$$);
-SELECT pull_try($$SELECT * FROM mfgsync.fold_bookings('booking', '{"colour": "x"}')$$);
+SELECT try($$SELECT * FROM mfgsync.fold_bookings('buchung')$$);
+SELECT try($$SELECT * FROM mfgsync.fold_bookings('booking', '{"colour": "x"}')$$);
 -- as the source of a pull job into a tracked order table
 CREATE TABLE stg_booked (order_code text PRIMARY KEY, product_code text, machine_code text,
                          start timestamptz, "end" timestamptz);
@@ -306,5 +291,4 @@ DROP TABLE mes_order, mes_empty, stg_order, stg_typed, stg_nokey, stg_strict, st
     stg_inc, stg_machine, booking, buchung, stg_booked;
 DROP SCHEMA mes CASCADE;
 DROP FUNCTION boom(text);
-DROP FUNCTION pull_try(text);
 DROP ROLE pull_admin, pull_monitor, pull_nobody;

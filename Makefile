@@ -43,6 +43,19 @@ include $(PGXS)
 $(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@
 
+# MESA's B2MML V0600 schemas (used by the tests too), for inbound validation:
+# mfgsync.b2mml_schema = '$sharedir/extension/mfgsync/b2mml/mfgsync-b2mml-V0600.xsd'
+B2MML_DIR = $(datadir)/extension/$(EXTENSION)/b2mml
+install: install-b2mml
+uninstall: uninstall-b2mml
+.PHONY: install-b2mml uninstall-b2mml
+install-b2mml:
+	$(MKDIR_P) '$(DESTDIR)$(B2MML_DIR)/V0600'
+	$(INSTALL_DATA) test/b2mml/xsd/mfgsync-b2mml-V0600.xsd '$(DESTDIR)$(B2MML_DIR)/'
+	$(INSTALL_DATA) test/b2mml/xsd/V0600/*.xsd test/b2mml/xsd/V0600/LICENSE '$(DESTDIR)$(B2MML_DIR)/V0600/'
+uninstall-b2mml:
+	rm -rf '$(DESTDIR)$(B2MML_DIR)'
+
 .PHONY: indent bench
 
 # pgindent's layout with Debian's pg_bsd_indent (see ../shared/STYLE.md, 8)

@@ -26,6 +26,7 @@
 #include <ctype.h>
 
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 
 #include "b2mml.h"
@@ -229,7 +230,26 @@ mfgsync_b2mml_check_tree(xmlNodePtr node, bool xml)
 
 /* the schema mfgsync.b2mml_schema names, loaded once per backend */
 static xmlSchemaPtr schema = NULL;
-static char *schema_path = NULL;	/* in TopMemoryContext */
+static char *schema_setting = NULL; /* the setting it was loaded for, in
+									 * TopMemoryContext */
+
+/*
+ * schema_file
+ *		The file a mfgsync.b2mml_schema value names: a leading "$sharedir"
+ *		is this installation's share directory, where the extension installs
+ *		MESA's schemas (extension/mfgsync/b2mml/), as "$libdir" works in
+ *		dynamic_library_path.
+ */
+static char *
+schema_file(const char *setting)
+{
+	char		sharedir[MAXPGPATH];
+
+	if (strncmp(setting, "$sharedir", 9) != 0)
+		return pstrdup(setting);
+	get_share_path(my_exec_path, sharedir);
+	return psprintf("%s%s", sharedir, setting + 9);
+}
 
 /*
  * mfgsync_b2mml_check_schema
@@ -246,17 +266,19 @@ mfgsync_b2mml_check_schema(xmlDocPtr doc)
 	if (mfgsync_b2mml_schema == NULL || mfgsync_b2mml_schema[0] == '\0')
 		return NULL;
 
-	if (schema == NULL || strcmp(schema_path, mfgsync_b2mml_schema) != 0)
+	if (schema == NULL || strcmp(schema_setting, mfgsync_b2mml_schema) != 0)
 	{
 		xmlSchemaParserCtxtPtr pctxt;
 		xmlExternalEntityLoader saved_loader = xmlGetExternalEntityLoader();
+		char	   *schema_path;
 
 		if (schema)
 			xmlSchemaFree(schema);
 		schema = NULL;
-		if (schema_path)
-			pfree(schema_path);
-		schema_path = MemoryContextStrdup(TopMemoryContext, mfgsync_b2mml_schema);
+		if (schema_setting)
+			pfree(schema_setting);
+		schema_setting = MemoryContextStrdup(TopMemoryContext, mfgsync_b2mml_schema);
+		schema_path = schema_file(schema_setting);
 
 		/*
 		 * The schema includes its parts from files next to it.  PostgreSQL's
@@ -278,7 +300,7 @@ mfgsync_b2mml_check_schema(xmlDocPtr doc)
 					(errcode(ERRCODE_CONFIG_FILE_ERROR),
 					 errmsg("could not load the B2MML schema \"%s\"", schema_path),
 					 errdetail("%s", mfgsync_b2mml_xml_error_text()),
-					 errhint("Set mfgsync.b2mml_schema to the path of mfgsync-b2mml-V0600.xsd, or to an empty string.")));
+					 errhint("Set mfgsync.b2mml_schema to '$sharedir/extension/mfgsync/b2mml/mfgsync-b2mml-V0600.xsd' (installed with mfgsync), another copy of it, or an empty string.")));
 	}
 
 	mfgsync_b2mml_xml_error_reset();

@@ -203,19 +203,12 @@ mfgsync_http_request(MfgHttp *http, const char *url, const MfgHttpOptions *opts)
 	return req;
 }
 
-/*
- * mfgsync_http_start
- *		Hand a request with its headers and body to the multi handle.
- */
-void
-mfgsync_http_start(MfgHttp *http, MfgHttpRequest *req)
+/* hand a prepared request to the multi handle */
+static void
+add_request(MfgHttp *http, MfgHttpRequest *req)
 {
 	CURLMcode	rc;
 
-	curl_easy_setopt(req->easy, CURLOPT_POST, 1L);
-	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, req->body.data);
-	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE,
-					 (curl_off_t) req->body.len);
 	curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, req->headers);
 	req->started = GetCurrentTimestamp();
 	rc = curl_multi_add_handle(http->multi, req->easy);
@@ -228,6 +221,20 @@ mfgsync_http_start(MfgHttp *http, MfgHttpRequest *req)
 }
 
 /*
+ * mfgsync_http_start
+ *		Hand a POST request with its headers and body to the multi handle.
+ */
+void
+mfgsync_http_start(MfgHttp *http, MfgHttpRequest *req)
+{
+	curl_easy_setopt(req->easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, req->body.data);
+	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+					 (curl_off_t) req->body.len);
+	add_request(http, req);
+}
+
+/*
  * mfgsync_http_start_get
  *		Hand a GET request with its headers to the multi handle (the
  *		mfgsync_http foreign-data wrapper; the caller may have replaced the
@@ -236,18 +243,8 @@ mfgsync_http_start(MfgHttp *http, MfgHttpRequest *req)
 void
 mfgsync_http_start_get(MfgHttp *http, MfgHttpRequest *req)
 {
-	CURLMcode	rc;
-
 	curl_easy_setopt(req->easy, CURLOPT_HTTPGET, 1L);
-	curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, req->headers);
-	req->started = GetCurrentTimestamp();
-	rc = curl_multi_add_handle(http->multi, req->easy);
-	if (rc != CURLM_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not start an HTTP request: %s",
-						curl_multi_strerror(rc))));
-	http->in_flight++;
+	add_request(http, req);
 }
 
 /*

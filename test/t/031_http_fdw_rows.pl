@@ -16,24 +16,7 @@ use lib dirname(__FILE__);
 use MfgTest;
 
 my $www = PostgreSQL::Test::Utils::tempdir('www');
-my $portfile = "$www.port";
-my $server = IPC::Run::start(
-	[ 'python3', '-c', q{
-import http.server, sys
-class H(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *a): pass
-    def translate_path(self, path):
-        return http.server.SimpleHTTPRequestHandler.translate_path(self, path.split('?')[0])
-s = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
-        lambda *a: H(*a, directory=sys.argv[1]))
-open(sys.argv[2] + '.tmp', 'w').write(str(s.server_address[1]))
-import os; os.rename(sys.argv[2] + '.tmp', sys.argv[2])
-s.serve_forever()
-}, $www, $portfile ],
-	'>', "$www.out", '2>&1');
-END { local $?; $server->kill_kill if $server; }
-wait_until(sub { -s $portfile }, 30, 'server') or die 'server did not start';
-my $port = slurp_file($portfile);
+my $port = start_file_server($www);
 
 # page(name, bytes): a document the server returns for /name
 sub page

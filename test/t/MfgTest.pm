@@ -15,7 +15,8 @@ use PostgreSQL::Test::Utils;
 use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(mfg_cluster start_receiver stop_receiver receiver_log
-  receiver_url wait_until per_key_order_ok start_receiver_on_port);
+  receiver_url wait_until per_key_order_ok start_receiver_on_port
+  start_file_server);
 
 my @started;
 my $receiver_py = File::Spec->rel2abs(dirname(__FILE__) . '/../receiver.py');
@@ -59,8 +60,37 @@ sub start_receiver
 }
 
 # receivers still running when the test ends (also when it dies) are stopped
+# start_file_server(dir): a Python HTTP server on 127.0.0.1 answering GET
+# /name with the file dir/name (query strings ignored); returns its port
+sub start_file_server
+{
+	my ($dir) = @_;
+	my $portfile = "$dir.port";
+	my %r = (portfile => $portfile);
+	$r{handle} = IPC::Run::start(
+		[ 'python3', '-c', q{
+import http.server, os, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def translate_path(self, path):
+        return http.server.SimpleHTTPRequestHandler.translate_path(self, path.split('?')[0])
+s = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+        lambda *a: H(*a, directory=sys.argv[1]))
+open(sys.argv[2] + '.tmp', 'w').write(str(s.server_address[1]))
+os.rename(sys.argv[2] + '.tmp', sys.argv[2])
+s.serve_forever()
+}, $dir, $portfile ],
+		'>', "$dir.out", '2>&1');
+	push @started, \%r;
+	wait_until(sub { -s $portfile }, 30, 'file server listening')
+	  or die 'file server did not start';
+	return slurp_file($portfile);
+}
+
 END
 {
+	# the servers' exit statuses are not the test's
+	local $?;
 	for my $r (@started)
 	{
 		eval { $r->{handle}->signal('TERM'); $r->{handle}->finish; }

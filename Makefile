@@ -12,7 +12,8 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 
 PKG_LIBS = libcurl json-c libxml-2.0
-PG_CPPFLAGS = -Isrc -DMFGSYNC_VERSION=\"$(EXTVERSION)\" $(shell pkg-config --cflags $(PKG_LIBS))
+# -MMD: each object records the headers it read, so a header change rebuilds it
+PG_CPPFLAGS = -MMD -MP -Isrc -DMFGSYNC_VERSION=\"$(EXTVERSION)\" $(shell pkg-config --cflags $(PKG_LIBS))
 PG_CFLAGS = -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare
 SHLIB_LINK = $(shell pkg-config --libs $(PKG_LIBS))
 
@@ -33,12 +34,14 @@ ISOLATION_OPTS = --inputdir=test --temp-instance=tmp_check_iso \
 TAP_TESTS = 1
 PROVE_TESTS = $(wildcard test/t/*.pl)
 
-EXTRA_CLEAN = tmp_check_regress tmp_check_iso output_iso results \
+EXTRA_CLEAN = $(OBJS:.o=.d) tmp_check_regress tmp_check_iso output_iso results \
 	test/results typedefs.list
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+-include $(OBJS:.o=.d)
 
 $(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@

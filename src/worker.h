@@ -14,6 +14,7 @@
 #define MFGSYNC_WORKER_H
 
 #include "port/atomics.h"
+#include "postmaster/bgworker.h"
 #include "storage/latch.h"
 
 /*

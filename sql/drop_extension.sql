@@ -13,6 +13,26 @@ SELECT mfgsync.track('line_b', 'LineB');
 INSERT INTO line_a VALUES (1, 'x');
 SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'mfgsync%';
 
+-- the capture trigger follows index changes on the outbox within a session
+-- (it keeps the outbox's index list per backend): an index created after
+-- this session wrote events is filled from the next statement on, and an
+-- expression index is refused until it is dropped
+INSERT INTO line_a VALUES (10, 'before the index');
+CREATE INDEX outbox_action_idx ON mfgsync.outbox (action);
+INSERT INTO line_a VALUES (11, 'after the index');
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT key FROM mfgsync.outbox WHERE action = 'Add';
+SELECT key FROM mfgsync.outbox WHERE action = 'Add' ORDER BY id;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+CREATE INDEX outbox_lower_idx ON mfgsync.outbox (lower(action));
+INSERT INTO line_a VALUES (12, 'refused');
+DROP INDEX mfgsync.outbox_lower_idx;
+INSERT INTO line_a VALUES (12, 'written');
+SELECT count(*) FROM mfgsync.outbox WHERE key->>'id' = '12';
+DROP INDEX mfgsync.outbox_action_idx;
+
 DROP EXTENSION mfgsync;
 
 SELECT tgrelid::regclass, tgname FROM pg_trigger
@@ -28,5 +48,9 @@ SELECT * FROM line_a ORDER BY id;
 -- and it can be created again
 CREATE EXTENSION mfgsync;
 SELECT count(*) FROM mfgsync.tracked;
+-- and this session writes to the new outbox, not to the dropped one
+SELECT mfgsync.track('line_b', 'LineB');
+INSERT INTO line_b VALUES (1, 'new outbox');
+SELECT message_type, action, key FROM mfgsync.outbox;
 DROP TABLE line_a, line_b;
 DROP FUNCTION own_trigger();

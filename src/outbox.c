@@ -49,6 +49,7 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -75,13 +76,34 @@ enum
 	OUTBOX_NATTS
 };
 
+/*
+ * What every writer needs to know about the outbox, kept per backend: the
+ * OIDs of the table and its sequence, and the indexes to fill with their
+ * IndexInfo.  A relcache invalidation of the outbox (which index creation,
+ * index state changes and DROP send) or of the sequence clears it, so it
+ * is as fresh as the relcache; writers check it after locking the outbox,
+ * when pending invalidations have been processed.
+ */
+typedef struct MfgOutboxCache
+{
+	bool		valid;			/* false: rebuild before use */
+	Oid			relid;			/* mfgsync.outbox */
+	Oid			seqid;			/* mfgsync.event_id_seq */
+	int			nindexes;		/* indexes ready for inserts, -1: not read */
+	Oid		   *indexoids;		/* their OIDs */
+	IndexInfo **indexinfos;		/* their IndexInfo */
+	MemoryContext cxt;			/* owns the arrays and the IndexInfos */
+} MfgOutboxCache;
+
+static MfgOutboxCache outbox_cache;
+
 struct MfgOutboxWriter
 {
 	MemoryContext cxt;			/* where the writer and its slots live */
 	Relation	rel;			/* mfgsync.outbox, RowExclusiveLock */
-	int			nindexes;		/* number of its indexes */
+	int			nindexes;		/* number of indexes to fill */
 	Relation   *indexrels;		/* the indexes, RowExclusiveLock */
-	IndexInfo **indexinfos;		/* their IndexInfo */
+	IndexInfo **indexinfos;		/* their IndexInfo (outbox_cache's) */
 	Oid			seqid;			/* mfgsync.event_id_seq */
 	Datum		txid;			/* top-level xid8 of this transaction, as int8 */
 	Datum		created_at;		/* statement start time */
@@ -89,9 +111,10 @@ struct MfgOutboxWriter
 	BulkInsertState bistate;	/* for large statements, else NULL */
 	MemoryContext bufcxt;		/* buffered events and what the table AM
 								 * allocates to insert them; reset per flush */
+	int			maxslots;		/* size of slots[] */
 	int			nslots;			/* slots created so far */
 	int			nbuffered;		/* slots holding unflushed events */
-	TupleTableSlot *slots[MFGSYNC_OUTBOX_BUFFER];	/* event buffer */
+	TupleTableSlot **slots;		/* event buffer */
 };
 
 /*
@@ -114,6 +137,112 @@ outbox_relid(const char *relname)
 }
 
 /*
+ * invalidate_outbox_cache
+ *		Relcache callback: forget the outbox's OIDs and indexes when the
+ *		outbox, its sequence or everything (InvalidOid) is invalidated.
+ */
+static void
+invalidate_outbox_cache(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == outbox_cache.relid ||
+		relid == outbox_cache.seqid)
+		outbox_cache.valid = false;
+}
+
+/*
+ * reset_outbox_cache
+ *		Start a new, empty cache with the current OIDs.
+ *
+ * The previous IndexInfos may still be used by a writer that is open
+ * further up the stack (a type's output function could write to a tracked
+ * table), so they live on until the end of the transaction.
+ */
+static void
+reset_outbox_cache(void)
+{
+	static bool registered = false;
+
+	if (!registered)
+	{
+		CacheRegisterRelcacheCallback(invalidate_outbox_cache, (Datum) 0);
+		registered = true;
+	}
+	if (outbox_cache.cxt)
+		MemoryContextSetParent(outbox_cache.cxt, TopTransactionContext);
+	outbox_cache.cxt = AllocSetContextCreate(CacheMemoryContext,
+											 "mfgsync outbox cache",
+											 ALLOCSET_SMALL_SIZES);
+	outbox_cache.nindexes = -1;
+	outbox_cache.relid = outbox_relid("outbox");
+	outbox_cache.seqid = outbox_relid("event_id_seq");
+	outbox_cache.valid = true;
+}
+
+/*
+ * open_outbox
+ *		The outbox, locked, with outbox_cache valid for it.
+ *
+ * Locking processes pending invalidations, which may clear the cache just
+ * read; then the lookups are repeated.
+ */
+static Relation
+open_outbox(void)
+{
+	for (;;)
+	{
+		Relation	rel;
+
+		if (!outbox_cache.valid)
+			reset_outbox_cache();
+		rel = try_table_open(outbox_cache.relid, RowExclusiveLock);
+		if (rel != NULL && outbox_cache.valid)
+			return rel;
+		if (rel != NULL)
+			table_close(rel, RowExclusiveLock);
+		outbox_cache.valid = false;
+	}
+}
+
+/*
+ * read_outbox_indexes
+ *		Fill outbox_cache's index list from rel (the outbox, locked).
+ */
+static void
+read_outbox_indexes(Relation rel)
+{
+	List	   *indexoids = RelationGetIndexList(rel);
+	MemoryContext oldcxt = MemoryContextSwitchTo(outbox_cache.cxt);
+	ListCell   *lc;
+	int			n = 0;
+
+	outbox_cache.indexoids = palloc(sizeof(Oid) * Max(list_length(indexoids), 1));
+	outbox_cache.indexinfos = palloc(sizeof(IndexInfo *) * Max(list_length(indexoids), 1));
+	foreach(lc, indexoids)
+	{
+		Relation	indexrel = index_open(lfirst_oid(lc), RowExclusiveLock);
+		IndexInfo  *info = BuildIndexInfo(indexrel);
+
+		/* an index being built concurrently is not ours to fill yet */
+		if (info->ii_ReadyForInserts)
+		{
+			if (info->ii_Expressions != NIL || info->ii_Predicate != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("index \"%s\" on mfgsync.outbox is not supported",
+								RelationGetRelationName(indexrel)),
+						 errdetail("The capture trigger maintains only plain column indexes on the outbox."),
+						 errhint("Drop the index, or index plain columns of mfgsync.outbox.")));
+			outbox_cache.indexoids[n] = RelationGetRelid(indexrel);
+			outbox_cache.indexinfos[n++] = info;
+		}
+		index_close(indexrel, NoLock);
+	}
+	MemoryContextSwitchTo(oldcxt);
+	list_free(indexoids);
+	outbox_cache.nindexes = n;
+}
+
+/*
  * mfgsync_outbox_open
  *		Prepare to append events to the outbox in this transaction.
  *
@@ -127,52 +256,33 @@ MfgOutboxWriter *
 mfgsync_outbox_open(int64 expected_rows)
 {
 	MfgOutboxWriter *w = palloc0(sizeof(MfgOutboxWriter));
-	List	   *indexoids;
-	ListCell   *lc;
-	int			i = 0;
+	int			i;
 
 	w->cxt = CurrentMemoryContext;
-	w->rel = table_open(outbox_relid("outbox"), RowExclusiveLock);
+	w->rel = open_outbox();
 	if (RelationGetDescr(w->rel)->natts != OUTBOX_NATTS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("relation \"mfgsync.outbox\" has %d columns, expected %d",
 						RelationGetDescr(w->rel)->natts, OUTBOX_NATTS),
 				 errhint("Reinstall the extension with DROP EXTENSION mfgsync and CREATE EXTENSION mfgsync.")));
+	if (outbox_cache.nindexes < 0)
+		read_outbox_indexes(w->rel);
 
-	indexoids = RelationGetIndexList(w->rel);
-	w->nindexes = list_length(indexoids);
+	/* the cache's arrays stay valid while this writer is open (see above) */
+	w->nindexes = outbox_cache.nindexes;
+	w->indexinfos = outbox_cache.indexinfos;
 	w->indexrels = palloc(sizeof(Relation) * Max(w->nindexes, 1));
-	w->indexinfos = palloc(sizeof(IndexInfo *) * Max(w->nindexes, 1));
-	foreach(lc, indexoids)
-	{
-		Relation	indexrel = index_open(lfirst_oid(lc), RowExclusiveLock);
-		IndexInfo  *info = BuildIndexInfo(indexrel);
+	for (i = 0; i < w->nindexes; i++)
+		w->indexrels[i] = index_open(outbox_cache.indexoids[i], RowExclusiveLock);
 
-		/* an index being built concurrently is not ours to fill yet */
-		if (!info->ii_ReadyForInserts)
-		{
-			index_close(indexrel, RowExclusiveLock);
-			continue;
-		}
-		if (info->ii_Expressions != NIL || info->ii_Predicate != NIL)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("index \"%s\" on mfgsync.outbox is not supported",
-							RelationGetRelationName(indexrel)),
-					 errdetail("The capture trigger maintains only plain column indexes on the outbox."),
-					 errhint("Drop the index, or index plain columns of mfgsync.outbox.")));
-		w->indexrels[i] = indexrel;
-		w->indexinfos[i++] = info;
-	}
-	w->nindexes = i;
-	list_free(indexoids);
-
-	w->seqid = outbox_relid("event_id_seq");
+	w->seqid = outbox_cache.seqid;
 	w->txid = Int64GetDatum((int64) U64FromFullTransactionId(GetTopFullTransactionId()));
 	w->created_at = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
 	w->cid = GetCurrentCommandId(true);
 	w->bistate = expected_rows >= MFGSYNC_OUTBOX_BUFFER ? GetBulkInsertState() : NULL;
+	w->maxslots = (int) Min(Max(expected_rows, 1), MFGSYNC_OUTBOX_BUFFER);
+	w->slots = palloc(sizeof(TupleTableSlot *) * w->maxslots);
 	w->bufcxt = AllocSetContextCreate(CurrentMemoryContext,
 									  "mfgsync outbox buffer",
 									  ALLOCSET_DEFAULT_SIZES);
@@ -251,7 +361,7 @@ mfgsync_outbox_append(MfgOutboxWriter *w, text *message_type,
 	TupleTableSlot *slot;
 	MemoryContext oldcxt;
 
-	if (w->nbuffered == MFGSYNC_OUTBOX_BUFFER)
+	if (w->nbuffered == w->maxslots)
 		flush(w);
 	if (w->nbuffered == w->nslots)
 	{
@@ -300,7 +410,7 @@ mfgsync_outbox_close(MfgOutboxWriter *w)
 	table_close(w->rel, NoLock);
 	MemoryContextDelete(w->bufcxt);
 	pfree(w->indexrels);
-	pfree(w->indexinfos);
+	pfree(w->slots);
 	pfree(w);
 }
 

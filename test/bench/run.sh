@@ -1,7 +1,7 @@
 #!/bin/bash
 # test/bench/run.sh - mfgsync capture overhead benchmark, from a fresh machine.
 #
-#   test/bench/run.sh                      # defaults: 20 s per run, 3 rounds
+#   test/bench/run.sh                      # defaults: 10 s per run, 6 rounds
 #   BENCH_SECONDS=3 ROUNDS=1 test/bench/run.sh   # quick smoke test
 #
 # Installs what is missing, builds and installs mfgsync (test/common.sh's
@@ -15,7 +15,7 @@
 #      rounds, each running the four variants in rotated order; the median
 #      tps per variant is reported with its ratio to the untracked median;
 #   2. one INSERT ... SELECT of 1,000,000 rows into a production-order
-#      shaped table, untracked vs tracked by mfgsync, 3 runs each,
+#      shaped table, untracked vs tracked by mfgsync, BULK_RUNS (5) runs each,
 #      alternating; medians and the ratio tracked/untracked.
 #
 # Ends with a figures table, which targets are met, and the machine.  Exits
@@ -24,12 +24,12 @@
 # that is stopped and removed on exit, whatever happens.
 set -Eeuo pipefail
 
-BENCH_SECONDS=${BENCH_SECONDS:-20}
-ROUNDS=${ROUNDS:-3}
+BENCH_SECONDS=${BENCH_SECONDS:-10}
+ROUNDS=${ROUNDS:-6}
 PORT=55440
 ACCOUNTS=100000             # rows per pgbench table (pgbench -i -s 1)
 BULK_ROWS=1000000
-BULK_RUNS=3
+BULK_RUNS=${BULK_RUNS:-5}
 
 # targets (see README / doc/benchmarks.md)
 TARGET_OFF=75               # % of untracked tps, synchronous_commit = off

@@ -38,6 +38,15 @@ SELECT mfgsync.track('po', 'ProductionOrder', truncate_event => true);
 UPDATE po SET extra = 1;
 TRUNCATE po;
 SELECT count(*) AS total_events FROM mfgsync.events;
+CREATE INDEX outbox_action_idx ON mfgsync.outbox (action);
+INSERT INTO po (order_code) VALUES ('IDX-1');
+DROP INDEX mfgsync.outbox_action_idx;
+INSERT INTO po (order_code) VALUES ('IDX-2');
+DROP EXTENSION mfgsync;
+CREATE EXTENSION mfgsync;
+SELECT mfgsync.track('po', 'ProductionOrder');
+INSERT INTO po (order_code) VALUES ('NEW-1');
+SELECT count(*) AS new_outbox_events FROM mfgsync.outbox;
 SQL
 
 my $log = $node->basedir . '/memcheck.log';
@@ -51,9 +60,13 @@ ok($ok, 'the single-user backend ran the workload under memcheck and exited clea
 # the workload really ran.  Read: 2 Add, 1 Change, 0 for the unmapped
 # column, 2 x (Delete + Add) for the key changes, 5000 Add, 5000 Change,
 # 1 Add (BIG), 1 Add + 1 Change (ON CONFLICT), 5000 Delete = 15010.  Then
-# 4 Change (extra = 1 on the 4 rows left) and 1 Truncate = 15015.
+# 4 Change (extra = 1 on the 4 rows left) and 1 Truncate = 15015.  Then
+# the outbox's index list changes and the extension is re-created under
+# the session's cached outbox: one event in the new outbox.
 like($out, qr/read_events = "15010"/, 'every capture path ran: 15010 events read');
 like($out, qr/total_events = "15015"/, 'and 15015 events in total');
+like($out, qr/new_outbox_events = "1"/,
+	'after index changes and a re-created extension the session writes to the new outbox');
 unlike($out . $err, qr/ERROR:/, 'no statement failed');
 
 # split the log into error reports and judge each one

@@ -603,7 +603,8 @@ load_config_in_xact(Endpoint *unused)
 		ep->http.connect_timeout_ms = DatumGetInt32(binval(i, 11, &isnull));
 		ep->http.max_response_bytes = DatumGetInt32(binval(i, 12, &isnull));
 		ep->http.ca_file = copy_value(ep->cxt, i, 13);
-		ep->concurrency = DatumGetInt32(binval(i, 14, &isnull));
+		/* "concurrency" is the endpoint's: its shards share it */
+		ep->concurrency = Max(1, DatumGetInt32(binval(i, 14, &isnull)) / ep->shards);
 		ep->batch_size = DatumGetInt32(binval(i, 15, &isnull));
 		ep->max_attempts = DatumGetInt32(binval(i, 16, &isnull));
 		ep->client_error_attempts = DatumGetInt32(binval(i, 17, &isnull));

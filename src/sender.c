@@ -3,10 +3,17 @@
  * sender.c
  *		  Sender workers: claim events, send them, record the outcome
  *
- * Sender i serves the endpoints whose id modulo mfgsync.max_workers is i,
- * all from one libcurl multi handle, so a slow or dead endpoint occupies
- * only its own requests.  For each endpoint the sender repeats three
- * steps, and holds no transaction or snapshot during the second:
+ * An endpoint's events are cut into "workers" shards by a hash of their
+ * ordering key (message type and key, mfgsync.shard_of), so that one
+ * endpoint can keep several senders busy; every event of a key is in the
+ * same shard, so per-key order is a shard's own business.  Each shard has
+ * its own position (a row of mfgsync.endpoint_state), its share of
+ * mfgsync.retry and its share of the endpoint's concurrency; below, an
+ * "endpoint" is one shard of one.  Sender i serves the shards whose
+ * endpoint id plus shard number modulo mfgsync.max_workers is i, all from
+ * one libcurl multi handle, so a slow or dead endpoint occupies only its
+ * own requests.  For each endpoint the sender repeats three steps, and
+ * holds no transaction or snapshot during the second:
  *
  *	 claim	 read a batch of events in a short transaction;
  *	 send	 up to "concurrency" requests at a time, one event per request
@@ -38,7 +45,13 @@
  *
  * An event whose attempts reach max_attempts (client_error_attempts for a
  * 4xx) goes to mfgsync.dead_letter; the next event of its key proceeds.
- * 410 Gone pauses the endpoint.
+ * 410 Gone pauses the endpoint, all its shards.
+ *
+ * Re-cutting.  Changing "workers" (mfgsync.reshard_endpoint) starts every
+ * new shard at the position all old shards had passed and bumps the
+ * shards' generation; a sender still holding a shard of the old cut fails
+ * its "record" on the generation, so its batch is sent again by the new
+ * shards: events may be delivered twice, never lost.
  *
  * Portions Copyright (c) 2026, mfgsync developers
  *

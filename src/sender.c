@@ -414,7 +414,6 @@ find_endpoint(int id, int shard, int generation)
 #define SHARD_CONDITION(k, n, s) \
 	"(" n " = 1 OR mod(hashtext(" k ") & 2147483647, " n ") = " s ")"
 
-
 /* the parked keys of ep, from mfgsync.retry */
 static void
 load_parked(Endpoint *ep)
@@ -542,7 +541,7 @@ SUBSCRIPTION_COLUMNS
 "  JOIN mfgsync.endpoint_state st ON st.endpoint_id = e.id "
 "  LEFT JOIN mfgsync.endpoint_secret s ON s.endpoint_id = e.id "
 "  CROSS JOIN LATERAL mfgsync.endpoint_options(e.format, e.options) AS o "
-" WHERE (e.id + st.shard) % $1 = $2 "
+" WHERE (e.id::bigint + st.shard) % $1 = $2 "
 " ORDER BY e.id, st.shard";
 
 static void

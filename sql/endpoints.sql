@@ -336,6 +336,47 @@ SELECT s.message_type, s.filter
  WHERE e.name = 'owned' ORDER BY 1;
 SELECT mfgsync.drop_endpoint('owned');
 
+-- workers: the endpoint's keys split into shards, each with its own position
+\pset format unaligned
+\pset tuples_only on
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook', '{"workers": 0}')$$);
+SELECT try($$SELECT mfgsync.create_endpoint('x', 'http://127.0.0.1:9/', 'webhook', '{"workers": 17}')$$);
+SELECT try($$SELECT mfgsync.alter_endpoint('plain', '{"workers": 1.5}')$$);
+SELECT try($$SELECT mfgsync.alter_endpoint('plain', '{"workers": "2"}')$$);
+\pset format aligned
+\pset tuples_only off
+SELECT mfgsync.create_endpoint('sharded', 'http://127.0.0.1:9/', 'webhook', '{"workers": 3}') > 0 AS created;
+SELECT id AS sharded_id FROM mfgsync.endpoint WHERE name = 'sharded' \gset
+SELECT shard, generation, high IS NULL AS no_window, delivered
+  FROM mfgsync.endpoint_state WHERE endpoint_id = :sharded_id ORDER BY shard;
+-- the view adds up the shards; the latest error of any shard is shown
+UPDATE mfgsync.endpoint_state SET delivered = 10 * (shard + 1), failed = shard, dead = 1,
+       last_status = 500 + shard, last_error = 'shard ' || shard,
+       last_error_at = '2026-01-01'::timestamptz + shard * interval '1 hour',
+       last_success_at = '2026-01-02'::timestamptz - shard * interval '1 hour'
+ WHERE endpoint_id = :sharded_id;
+SELECT delivered, failed, dead, last_status, last_error, last_error_at, last_success_at
+  FROM mfgsync.endpoint_status WHERE name = 'sharded';
+-- a new cut starts every shard where all old ones have been: xmin and xmax
+-- the oldest, every transaction running in any of them still running
+UPDATE mfgsync.endpoint_state SET low = CASE shard WHEN 0 THEN '100:110:102,105'
+                                                   WHEN 1 THEN '101:108:103'
+                                                   ELSE '99:120:99,105,110' END::pg_snapshot,
+       high = '130:130:'::pg_snapshot, next_id = 7, last_id = 9
+ WHERE endpoint_id = :sharded_id;
+SELECT mfgsync.alter_endpoint('sharded', '{"workers": 2}');
+SELECT shard, generation, low, high, next_id, last_id, delivered, failed, dead, last_error
+  FROM mfgsync.endpoint_state WHERE endpoint_id = :sharded_id ORDER BY shard;
+SELECT delivered, failed, dead, last_status, last_error
+  FROM mfgsync.endpoint_status WHERE name = 'sharded';
+-- other options leave the shards alone
+SELECT mfgsync.alter_endpoint('sharded', '{"concurrency": 4}');
+SELECT count(*), max(generation) FROM mfgsync.endpoint_state WHERE endpoint_id = :sharded_id;
+SELECT mfgsync.shard_of('ProductionOrder {"order_code": "PO-1"}', 1) AS one_shard,
+       mfgsync.shard_of('x', 2) BETWEEN 0 AND 1 AS in_range;
+SELECT mfgsync.drop_endpoint('sharded');
+SELECT count(*) FROM mfgsync.endpoint_state WHERE endpoint_id = :sharded_id;
+
 -- drop_endpoint takes its subscriptions, state, secrets and retries along
 SELECT id AS signed_id FROM mfgsync.endpoint WHERE name = 'signed' \gset
 SELECT (SELECT count(*) FROM mfgsync.subscription WHERE endpoint_id = :signed_id) AS subscriptions,

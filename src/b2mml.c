@@ -1182,7 +1182,7 @@ mfgsync_b2mml_settle_confirm(xmlDocPtr confirmbod, char **why)
 								   "UPDATE mfgsync.endpoint_state "
 								   "   SET delivered = delivered + (SELECT count(*) FROM r) + (SELECT count(*) FROM d), "
 								   "       dead = dead - (SELECT count(*) FROM d) "
-								   " WHERE endpoint_id = $1",
+								   " WHERE endpoint_id = $1 AND shard = 0",
 								   2, types, args, NULL, false, 0);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "settling a ConfirmBOD failed: %s", SPI_result_code_string(rc));
@@ -1210,7 +1210,7 @@ mfgsync_b2mml_settle_confirm(xmlDocPtr confirmbod, char **why)
 								   "           RETURNING (xmax = 0) AS inserted) "
 								   "UPDATE mfgsync.endpoint_state "
 								   "   SET dead = dead + (SELECT count(*) FROM d WHERE inserted) "
-								   " WHERE endpoint_id = $1",
+								   " WHERE endpoint_id = $1 AND shard = 0",
 								   5, types, args, nulls, false, 0);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "settling a ConfirmBOD failed: %s", SPI_result_code_string(rc));

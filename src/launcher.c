@@ -201,15 +201,27 @@ mfgsync_wake_on_commit(void)
 }
 
 /*
+ * mfgsync_notify_on_commit
+ *		Have the senders re-read endpoints when the current transaction
+ *		commits (a sender that pauses an endpoint tells the endpoint's
+ *		other shards so).
+ */
+void
+mfgsync_notify_on_commit(void)
+{
+	register_xact_callback();
+	config_pending = true;
+}
+
+/*
  * mfgsync_notify_senders
- *		SQL function: senders re-read endpoints when this transaction
- *		commits.  The management functions call it.
+ *		SQL function: mfgsync_notify_on_commit.  The management functions
+ *		call it.
  */
 Datum
 mfgsync_notify_senders(PG_FUNCTION_ARGS)
 {
-	register_xact_callback();
-	config_pending = true;
+	mfgsync_notify_on_commit();
 	PG_RETURN_VOID();
 }
 

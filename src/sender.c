@@ -3,10 +3,17 @@
  * sender.c
  *		  Sender workers: claim events, send them, record the outcome
  *
- * Sender i serves the endpoints whose id modulo mfgsync.max_workers is i,
- * all from one libcurl multi handle, so a slow or dead endpoint occupies
- * only its own requests.  For each endpoint the sender repeats three
- * steps, and holds no transaction or snapshot during the second:
+ * An endpoint's events are cut into "workers" shards by a hash of their
+ * ordering key (message type and key, mfgsync.shard_of), so that one
+ * endpoint can keep several senders busy; every event of a key is in the
+ * same shard, so per-key order is a shard's own business.  Each shard has
+ * its own position (a row of mfgsync.endpoint_state), its share of
+ * mfgsync.retry and its share of the endpoint's concurrency; below, an
+ * "endpoint" is one shard of one.  Sender i serves the shards whose
+ * endpoint id plus shard number modulo mfgsync.max_workers is i, all from
+ * one libcurl multi handle, so a slow or dead endpoint occupies only its
+ * own requests.  For each endpoint the sender repeats three steps, and
+ * holds no transaction or snapshot during the second:
  *
  *	 claim	 read a batch of events in a short transaction;
  *	 send	 up to "concurrency" requests at a time, one event per request
@@ -38,7 +45,13 @@
  *
  * An event whose attempts reach max_attempts (client_error_attempts for a
  * 4xx) goes to mfgsync.dead_letter; the next event of its key proceeds.
- * 410 Gone pauses the endpoint.
+ * 410 Gone pauses the endpoint, all its shards.
+ *
+ * Re-cutting.  Changing "workers" (mfgsync.reshard_endpoint) starts every
+ * new shard at the position all old shards had passed and bumps the
+ * shards' generation; a sender still holding a shard of the old cut fails
+ * its "record" on the generation, so its batch is sent again by the new
+ * shards: events may be delivered twice, never lost.
  *
  * Portions Copyright (c) 2026, mfgsync developers
  *
@@ -132,6 +145,9 @@ typedef struct Failure
 typedef struct Endpoint
 {
 	int			id;
+	int			shard;			/* which share of the endpoint's keys */
+	int			shards;			/* of how many: the option "workers" */
+	int			generation;		/* of the cut into shards */
 	char	   *name;
 	char	   *url;
 	bool		paused;
@@ -380,7 +396,7 @@ check_spi(int rc, int expected, const char *what)
  */
 
 static Endpoint *
-find_endpoint(int id)
+find_endpoint(int id, int shard, int generation)
 {
 	ListCell   *lc;
 
@@ -388,18 +404,23 @@ find_endpoint(int id)
 	{
 		Endpoint   *ep = lfirst(lc);
 
-		if (ep->id == id)
+		if (ep->id == id && ep->shard == shard && ep->generation == generation)
 			return ep;
 	}
 	return NULL;
 }
 
+/* the same shard condition as mfgsync.shard_of(), on ordering key "k" */
+#define SHARD_CONDITION(k, n, s) \
+	"(" n " = 1 OR mod(hashtext(" k ") & 2147483647, " n ") = " s ")"
+
 /* the parked keys of ep, from mfgsync.retry */
 static void
 load_parked(Endpoint *ep)
 {
-	Datum		args[1] = {Int32GetDatum(ep->id)};
-	Oid			types[1] = {INT4OID};
+	Datum		args[3] = {Int32GetDatum(ep->id), Int32GetDatum(ep->shards),
+	Int32GetDatum(ep->shard)};
+	Oid			types[3] = {INT4OID, INT4OID, INT4OID};
 	HASHCTL		ctl;
 	uint64		i;
 	int			rc;
@@ -414,8 +435,10 @@ load_parked(Endpoint *ep)
 	ep->nparked = 0;
 
 	rc = SPI_execute_with_args("SELECT ordering_key, count(*) FROM mfgsync.retry "
-							   "WHERE endpoint_id = $1 GROUP BY 1",
-							   1, types, args, NULL, true, 0);
+							   "WHERE endpoint_id = $1 "
+							   "  AND " SHARD_CONDITION("ordering_key", "$2", "$3")
+							   " GROUP BY 1",
+							   3, types, args, NULL, true, 0);
 	check_spi(rc, SPI_OK_SELECT, "reading parked events");
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -428,8 +451,9 @@ load_parked(Endpoint *ep)
 	rc = SPI_execute_with_args("SELECT min(next_attempt_at) FROM "
 							   "(SELECT DISTINCT ON (ordering_key) next_attempt_at "
 							   "FROM mfgsync.retry WHERE endpoint_id = $1 "
-							   "ORDER BY ordering_key, event_id) AS heads",
-							   1, types, args, NULL, true, 0);
+							   "  AND " SHARD_CONDITION("ordering_key", "$2", "$3")
+							   " ORDER BY ordering_key, event_id) AS heads",
+							   3, types, args, NULL, true, 0);
 	check_spi(rc, SPI_OK_SELECT, "reading parked events");
 	{
 		bool		isnull;
@@ -512,13 +536,13 @@ static const char *config_query =
 "       ARRAY(SELECT h.key || ': ' || h.value FROM jsonb_each_text(o->'headers') h), "
 "       s.secret, s.previous_secret, "
 SUBSCRIPTION_COLUMNS
-"       , e.format "
+"       , e.format, st.shard, st.generation, (o->>'workers')::int "
 "  FROM mfgsync.endpoint e "
 "  JOIN mfgsync.endpoint_state st ON st.endpoint_id = e.id "
 "  LEFT JOIN mfgsync.endpoint_secret s ON s.endpoint_id = e.id "
 "  CROSS JOIN LATERAL mfgsync.endpoint_options(e.format, e.options) AS o "
-" WHERE e.id % $1 = $2 "
-" ORDER BY e.id";
+" WHERE (e.id::bigint + st.shard) % $1 = $2 "
+" ORDER BY e.id, st.shard";
 
 static void
 load_config_in_xact(Endpoint *unused)
@@ -541,7 +565,9 @@ load_config_in_xact(Endpoint *unused)
 	{
 		bool		isnull;
 		int			id = DatumGetInt32(binval(i, 1, &isnull));
-		Endpoint   *ep = find_endpoint(id);
+		int			shard = DatumGetInt32(binval(i, 30, &isnull));
+		int			generation = DatumGetInt32(binval(i, 31, &isnull));
+		Endpoint   *ep = find_endpoint(id, shard, generation);
 		MemoryContext oldcxt;
 		ArrayType  *arr;
 		Datum	   *elems;
@@ -559,6 +585,9 @@ load_config_in_xact(Endpoint *unused)
 			ep->batchcxt = AllocSetContextCreate(cxt, "mfgsync batch",
 												 ALLOCSET_DEFAULT_SIZES);
 			ep->id = id;
+			ep->shard = shard;
+			ep->generation = generation;
+			ep->shards = DatumGetInt32(binval(i, 32, &isnull));
 			ep->maybe_more = true;
 			/* the stored position is read once; from then on ours is newer */
 			ep->low = MemoryContextStrdup(cxt, getvalue(i, 6));
@@ -586,7 +615,8 @@ load_config_in_xact(Endpoint *unused)
 		ep->http.connect_timeout_ms = DatumGetInt32(binval(i, 11, &isnull));
 		ep->http.max_response_bytes = DatumGetInt32(binval(i, 12, &isnull));
 		ep->http.ca_file = copy_value(ep->cxt, i, 13);
-		ep->concurrency = DatumGetInt32(binval(i, 14, &isnull));
+		/* "concurrency" is the endpoint's: its shards share it */
+		ep->concurrency = Max(1, DatumGetInt32(binval(i, 14, &isnull)) / ep->shards);
 		ep->batch_size = DatumGetInt32(binval(i, 15, &isnull));
 		ep->max_attempts = DatumGetInt32(binval(i, 16, &isnull));
 		ep->client_error_attempts = DatumGetInt32(binval(i, 17, &isnull));
@@ -761,7 +791,8 @@ claim_stream(Endpoint *ep)
 {
 	/* enough for every request slot to be busy for a while */
 	int			claim_size = ep->batch_size * ep->concurrency;
-	Oid			types[5] = {INT8OID, INT8OID, TEXTOID, TEXTOID, INT4OID};
+	Oid			types[7] = {INT8OID, INT8OID, TEXTOID, TEXTOID, INT4OID,
+	INT4OID, INT4OID};
 	StringInfoData sql;
 	HASHCTL		ctl;
 	HTAB	   *last_of_key;
@@ -780,7 +811,9 @@ claim_stream(Endpoint *ep)
 					 "        FROM mfgsync.outbox o "
 					 "       WHERE o.id BETWEEN $1 AND $2 "
 					 "         AND pg_visible_in_snapshot(o.txid::text::xid8, $4::pg_snapshot) "
-					 "         AND NOT pg_visible_in_snapshot(o.txid::text::xid8, $3::pg_snapshot)) AS event "
+					 "         AND NOT pg_visible_in_snapshot(o.txid::text::xid8, $3::pg_snapshot) "
+					 "         AND " SHARD_CONDITION("o.message_type || ' ' || coalesce(o.key::text, '')", "$6", "$7")
+					 ") AS event "
 					 "WHERE %s ORDER BY event.id LIMIT $5",
 					 ep->condition);
 
@@ -805,7 +838,7 @@ claim_stream(Endpoint *ep)
 		int64		chunk_end = Min(cursor + (int64) claim_size * CHUNK_FACTOR - 1,
 									ep->last_id);
 		int			want = claim_size - ep->nbatch;
-		Datum		args[5];
+		Datum		args[7];
 		uint64		i;
 		int			rc;
 
@@ -814,7 +847,9 @@ claim_stream(Endpoint *ep)
 		args[2] = CStringGetTextDatum(ep->low);
 		args[3] = CStringGetTextDatum(ep->high);
 		args[4] = Int32GetDatum(want);
-		rc = SPI_execute_with_args(sql.data, 5, types, args, NULL, true, 0);
+		args[5] = Int32GetDatum(ep->shards);
+		args[6] = Int32GetDatum(ep->shard);
+		rc = SPI_execute_with_args(sql.data, 7, types, args, NULL, true, 0);
 		check_spi(rc, SPI_OK_SELECT, "claiming events");
 		for (i = 0; i < SPI_processed; i++)
 			add_event(ep, i, 1, false, last_of_key);
@@ -965,8 +1000,9 @@ claim_in_xact(Endpoint *ep)
 static void
 claim_retry_in_xact(Endpoint *ep)
 {
-	Oid			types[2] = {INT4OID, INT4OID};
-	Datum		args[2] = {Int32GetDatum(ep->id), Int32GetDatum(ep->batch_size)};
+	Oid			types[4] = {INT4OID, INT4OID, INT4OID, INT4OID};
+	Datum		args[4] = {Int32GetDatum(ep->id), Int32GetDatum(ep->batch_size),
+	Int32GetDatum(ep->shards), Int32GetDatum(ep->shard)};
 	uint64		i;
 	int			rc;
 
@@ -979,11 +1015,12 @@ claim_retry_in_xact(Endpoint *ep)
 							   "       r.ordering_key, r.attempts, r.event_id "
 							   "  FROM (SELECT DISTINCT ON (ordering_key) * FROM mfgsync.retry "
 							   "         WHERE endpoint_id = $1 "
+							   "           AND " SHARD_CONDITION("ordering_key", "$3", "$4")
 							   "         ORDER BY ordering_key, event_id) AS r "
 							   "  LEFT JOIN mfgsync.outbox o ON o.id = r.event_id "
 							   " WHERE r.next_attempt_at <= now() "
 							   " ORDER BY r.event_id LIMIT $2",
-							   2, types, args, NULL, true, 0);
+							   4, types, args, NULL, true, 0);
 	check_spi(rc, SPI_OK_SELECT, "claiming parked events");
 	if (SPI_processed == 0)
 	{
@@ -1564,11 +1601,12 @@ record_in_xact(Endpoint *ep)
 	}
 
 	{
-		Oid			types[13] = {INT4OID, TEXTOID, TEXTOID, INT8OID, INT8OID,
+		Oid			types[15] = {INT4OID, TEXTOID, TEXTOID, INT8OID, INT8OID,
 			INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, INT4OID, TEXTOID,
-		TIMESTAMPTZOID, TEXTOID};
-		Datum		args[13];
-		char		nulls[13] = "             ";
+		TIMESTAMPTZOID, TEXTOID, INT4OID, INT4OID};
+		Datum		args[15];
+		char		nulls[15] = "               ";
+		bool		isnull;
 		int			rc;
 
 		args[0] = Int32GetDatum(ep->id);
@@ -1587,6 +1625,8 @@ record_in_xact(Endpoint *ep)
 		args[11] = TimestampTzGetDatum(ep->last_error_at);
 		nulls[11] = ep->last_error_at ? ' ' : 'n';
 		args[12] = text_or_null(ep->pause_reason, &nulls[12]);
+		args[13] = Int32GetDatum(ep->shard);
+		args[14] = Int32GetDatum(ep->generation);
 		rc = SPI_execute_with_args("WITH s AS ("
 								   " UPDATE mfgsync.endpoint_state SET "
 								   "  low = $2::pg_snapshot, high = $3::pg_snapshot, "
@@ -1597,12 +1637,23 @@ record_in_xact(Endpoint *ep)
 								   "  last_status = coalesce($10, last_status), "
 								   "  last_error = coalesce($11, last_error), "
 								   "  last_error_at = coalesce($12, last_error_at) "
-								   " WHERE endpoint_id = $1) "
-								   "UPDATE mfgsync.endpoint SET paused = true, "
+								   " WHERE endpoint_id = $1 AND shard = $14 "
+								   "   AND generation = $15 RETURNING 1), "
+								   "p AS (UPDATE mfgsync.endpoint SET paused = true, "
 								   "  paused_reason = $13 "
-								   "WHERE id = $1 AND $13 IS NOT NULL",
-								   13, types, args, nulls, false, 0);
-		check_spi(rc, SPI_OK_UPDATE, "recording deliveries");
+								   " WHERE id = $1 AND $13 IS NOT NULL AND EXISTS (SELECT FROM s)) "
+								   "SELECT count(*) FROM s",
+								   15, types, args, nulls, false, 0);
+		check_spi(rc, SPI_OK_SELECT, "recording deliveries");
+		/* re-cut into shards meanwhile: this batch is sent again */
+		if (DatumGetInt64(binval(0, 1, &isnull)) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("endpoint \"%s\" was split into shards anew, or dropped",
+							ep->name)));
+		/* a pause reaches the endpoint's other shards */
+		if (ep->pause_reason != NULL && ep->shards > 1)
+			mfgsync_notify_on_commit();
 	}
 
 	/* settled parked events no longer hold their keys: re-read them here */

@@ -42,6 +42,7 @@ extern MfgSharedState *mfgsync_shared;
 /* launcher.c */
 extern void mfgsync_worker_init(void);
 extern void mfgsync_wake_on_commit(void);
+extern void mfgsync_notify_on_commit(void);
 extern bool mfgsync_extension_exists(void);
 extern BackgroundWorkerHandle *mfgsync_start_worker(const char *function,
 												   const char *type, const char *name,

@@ -602,8 +602,16 @@ COMMENT ON TABLE mfgsync.subscription IS
     'Which message types go to which endpoint, optionally filtered';
 
 /* Written by the senders only. */
+/*
+ * One row per shard: an endpoint with option "workers" = n splits its
+ * events into n shards by a hash of the ordering key (message type and
+ * key, mfgsync.shard_of), each with its own position and sender.  The
+ * counters of all shards add up to the endpoint's.
+ */
 CREATE TABLE mfgsync.endpoint_state (
-    endpoint_id     integer     PRIMARY KEY REFERENCES mfgsync.endpoint ON DELETE CASCADE,
+    endpoint_id     integer     NOT NULL REFERENCES mfgsync.endpoint ON DELETE CASCADE,
+    shard           integer     NOT NULL DEFAULT 0, -- 0 .. workers - 1
+    generation      integer     NOT NULL DEFAULT 0, -- bumped when the shards are re-cut
     low             pg_snapshot NOT NULL, -- events visible here are settled
     high            pg_snapshot,          -- the window being walked, if any
     next_id         bigint      NOT NULL DEFAULT 0, -- window events below are settled
@@ -614,7 +622,8 @@ CREATE TABLE mfgsync.endpoint_state (
     last_success_at timestamptz,
     last_status     integer,
     last_error      text,
-    last_error_at   timestamptz
+    last_error_at   timestamptz,
+    PRIMARY KEY (endpoint_id, shard)
 );
 
 /*
@@ -685,6 +694,7 @@ DECLARE
         'timeout_ms',            jsonb_build_array('integer', 10000, 1, 3600000),
         'connect_timeout_ms',    jsonb_build_array('integer', 5000, 1, 600000),
         'concurrency',           jsonb_build_array('integer', 16, 1, 256),
+        'workers',               jsonb_build_array('integer', 1, 1, 16),
         'batch_size',            jsonb_build_array('integer', NULL, 1, 10000),
         'max_response_bytes',    jsonb_build_array('integer', 65536, 0, 104857600),
         'max_attempts',          jsonb_build_array('integer', 10, 1, 1000),
@@ -878,6 +888,69 @@ BEGIN
 END
 $$;
 
+/*
+ * shard_of
+ *		The shard of an event's ordering key (message type, a space, and the
+ *		key's JSON text) among n; the senders' claims use the same
+ *		expression.
+ */
+CREATE FUNCTION mfgsync.shard_of(ordering_key text, n integer)
+RETURNS integer
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN (pg_catalog.hashtext(ordering_key) & 2147483647) % n;
+
+/*
+ * reshard_endpoint
+ *		Cut an endpoint's events into n shards.  Every new shard starts at
+ *		the position every old shard has passed: the snapshot in which
+ *		exactly the transactions visible in all old positions are visible
+ *		(oldest xmin, oldest xmax, all transactions running in any).  Events
+ *		settled by some shards only are sent again (at-least-once), in id
+ *		order; a sender still recording under the old cut fails on the
+ *		generation and its batch is sent again too.  Counters move to shard
+ *		0.
+ */
+CREATE FUNCTION mfgsync.reshard_endpoint(ep integer, n integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    merged pg_snapshot;
+    old mfgsync.endpoint_state;
+BEGIN
+    PERFORM FROM mfgsync.endpoint_state s WHERE s.endpoint_id = ep FOR UPDATE;
+    SELECT (b.xmin || ':' || b.xmax || ':' ||
+            coalesce((SELECT string_agg(x::text, ',' ORDER BY x)
+                        FROM (SELECT DISTINCT pg_snapshot_xip(s.low)::text::bigint AS x
+                                FROM mfgsync.endpoint_state s
+                               WHERE s.endpoint_id = ep) AS xs
+                       WHERE x >= b.xmin AND x < b.xmax), ''))::pg_snapshot
+      INTO merged
+      FROM (SELECT min(pg_snapshot_xmin(s.low)::text::bigint) AS xmin,
+                   min(pg_snapshot_xmax(s.low)::text::bigint) AS xmax
+              FROM mfgsync.endpoint_state s WHERE s.endpoint_id = ep) AS b;
+    SELECT ep, 0, max(s.generation) + 1, merged, NULL, 0, 0,
+           sum(s.delivered), sum(s.failed), sum(s.dead), max(s.last_success_at),
+           (array_agg(s.last_status ORDER BY s.last_error_at DESC NULLS LAST))[1],
+           (array_agg(s.last_error ORDER BY s.last_error_at DESC NULLS LAST))[1],
+           max(s.last_error_at)
+      INTO old
+      FROM mfgsync.endpoint_state s WHERE s.endpoint_id = ep;
+    DELETE FROM mfgsync.endpoint_state s WHERE s.endpoint_id = ep;
+    INSERT INTO mfgsync.endpoint_state
+    SELECT old.endpoint_id, g, old.generation, old.low, NULL, 0, 0,
+           CASE WHEN g = 0 THEN old.delivered ELSE 0 END,
+           CASE WHEN g = 0 THEN old.failed ELSE 0 END,
+           CASE WHEN g = 0 THEN old.dead ELSE 0 END,
+           CASE WHEN g = 0 THEN old.last_success_at END,
+           CASE WHEN g = 0 THEN old.last_status END,
+           CASE WHEN g = 0 THEN old.last_error END,
+           CASE WHEN g = 0 THEN old.last_error_at END
+      FROM generate_series(0, n - 1) AS g;
+END
+$$;
+
 /* Senders re-read their configuration when the transaction commits. */
 CREATE FUNCTION mfgsync.notify_senders()
 RETURNS void
@@ -919,8 +992,9 @@ BEGIN
         INSERT INTO mfgsync.endpoint_secret VALUES
             (new_id, opts ->> 'secret', opts ->> 'previous_secret');
     END IF;
-    INSERT INTO mfgsync.endpoint_state (endpoint_id, low)
-    VALUES (new_id, mfgsync.endpoint_start_position());
+    INSERT INTO mfgsync.endpoint_state (endpoint_id, shard, low)
+    SELECT new_id, g, mfgsync.endpoint_start_position()
+      FROM generate_series(0, (opts ->> 'workers')::int - 1) AS g;
     PERFORM mfgsync.notify_senders();
     RETURN new_id;
 END
@@ -965,6 +1039,9 @@ BEGIN
     IF opts ? 'secret' THEN
         INSERT INTO mfgsync.endpoint_secret VALUES
             (ep.id, opts ->> 'secret', opts ->> 'previous_secret');
+    END IF;
+    IF (opts ->> 'workers')::int <> coalesce((ep.options ->> 'workers')::int, 1) THEN
+        PERFORM mfgsync.reshard_endpoint(ep.id, (opts ->> 'workers')::int);
     END IF;
     PERFORM mfgsync.notify_senders();
 END
@@ -1225,21 +1302,34 @@ CREATE VIEW mfgsync.endpoint_status AS
 SELECT e.name, e.paused, e.paused_reason,
        p.pending + r.waiting AS pending,
        now() - least(p.oldest, r.oldest) AS oldest_pending_age,
-       st.delivered, st.failed, st.dead,
-       st.last_status, st.last_error, st.last_error_at, st.last_success_at
+       c.delivered, c.failed, c.dead,
+       le.last_status, le.last_error, le.last_error_at, c.last_success_at
   FROM mfgsync.endpoint e
-  JOIN mfgsync.endpoint_state st ON st.endpoint_id = e.id
+  /* the sums over the endpoint's shards, and the latest error of any */
+  CROSS JOIN LATERAL (
+      SELECT sum(st.delivered)::bigint AS delivered, sum(st.failed)::bigint AS failed,
+             sum(st.dead)::bigint AS dead, max(st.last_success_at) AS last_success_at
+        FROM mfgsync.endpoint_state st WHERE st.endpoint_id = e.id) AS c
+  LEFT JOIN LATERAL (
+      SELECT st.last_status, st.last_error, st.last_error_at
+        FROM mfgsync.endpoint_state st WHERE st.endpoint_id = e.id
+       ORDER BY st.last_error_at DESC NULLS LAST LIMIT 1) AS le ON true
   CROSS JOIN LATERAL (
       SELECT count(*) AS pending, min(o.created_at) AS oldest
-        FROM mfgsync.outbox o
-       WHERE o.txid >= pg_snapshot_xmin(st.low)::text::bigint
+        FROM mfgsync.endpoint_state st
+        JOIN mfgsync.outbox o
+          ON o.txid >= pg_snapshot_xmin(st.low)::text::bigint
          AND o.message_type IN (SELECT s.message_type FROM mfgsync.subscription s
                                  WHERE s.endpoint_id = e.id)
          AND NOT pg_visible_in_snapshot(o.txid::text::xid8, st.low)
          AND pg_visible_in_snapshot(o.txid::text::xid8, pg_current_snapshot())
          AND NOT (st.high IS NOT NULL
                   AND pg_visible_in_snapshot(o.txid::text::xid8, st.high)
-                  AND o.id < st.next_id)) AS p
+                  AND o.id < st.next_id)
+         AND (coalesce((e.options ->> 'workers')::int, 1) = 1
+              OR mfgsync.shard_of(o.message_type || ' ' || coalesce(o.key::text, ''),
+                                  (e.options ->> 'workers')::int) = st.shard)
+       WHERE st.endpoint_id = e.id) AS p
   CROSS JOIN LATERAL (
       SELECT count(*) AS waiting, min(o.created_at) AS oldest
         FROM mfgsync.retry rt JOIN mfgsync.outbox o ON o.id = rt.event_id
@@ -1276,6 +1366,7 @@ REVOKE ALL ON FUNCTION mfgsync.endpoint_options(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.check_url(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.check_header(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.endpoint_start_position() FROM PUBLIC;
+REVOKE ALL ON FUNCTION mfgsync.reshard_endpoint(integer, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.endpoint_id(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION mfgsync.retire() FROM PUBLIC;
 DO $$

@@ -41,34 +41,7 @@ sub bad_lines
 	  split /^/, $text;
 }
 
-# A receiver log read incrementally: only new complete lines are parsed,
-# and only with regular expressions (JSON::PP needs ~0.7 ms per request,
-# too slow for 100,000 of them).  Each entry: webhook-id, message type,
-# key (its JSON text, identical for equal keys), status.
-sub tail_new { return { r => $_[0], pos => 0, reqs => [], raw => [] }; }
-
-sub tail_read
-{
-	my ($t) = @_;
-	my $log = $t->{r}{log};
-	return $t->{reqs} unless -e $log;
-	open my $fh, '<:raw', $log or die "cannot open $log: $!";
-	seek $fh, $t->{pos}, 0;
-	while (my $line = <$fh>)
-	{
-		last unless $line =~ /\n\z/;    # still being written
-		$t->{pos} += length $line;
-		my ($wid) = $line =~ /"webhook-id": "([^"]*)"/;
-		my ($mt) = $line =~ /\\"message_type\\":\\"([^\\"]*)\\"/;
-		my ($key) = $line =~ /\\"key\\":(\{[^}]*\})/;
-		$key =~ s/\\"/"/g if defined $key;
-		push @{ $t->{reqs} },
-		  { id => $wid, message_type => $mt, key => $key };
-		push @{ $t->{raw} }, $line if @{ $t->{raw} } < 200;
-	}
-	close $fh;
-	return $t->{reqs};
-}
+# the receiver's log is read with MfgTest's tail_new / tail_read
 
 # requests of a receiver whose webhook-id is $id (full JSON decode)
 sub requests_for

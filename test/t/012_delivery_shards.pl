@@ -47,32 +47,7 @@ sub event_ids
 	  sql(qq{SELECT id FROM mfgsync.events WHERE message_type = '$type' ORDER BY id});
 }
 
-# A receiver log read incrementally, with regular expressions only (as in
-# 011_delivery_faults.pl): webhook-id, message type, key text and status
-# of each request, in arrival order.
-sub tail_new { return { r => $_[0], pos => 0, reqs => [] }; }
-
-sub tail_read
-{
-	my ($t) = @_;
-	my $log = $t->{r}{log};
-	return $t->{reqs} unless -e $log;
-	open my $fh, '<:raw', $log or die "cannot open $log: $!";
-	seek $fh, $t->{pos}, 0;
-	while (my $line = <$fh>)
-	{
-		last unless $line =~ /\n\z/;    # still being written
-		$t->{pos} += length $line;
-		my ($wid) = $line =~ /"webhook-id": "([^"]*)"/;
-		my ($mt) = $line =~ /\\"message_type\\":\\"([^\\"]*)\\"/;
-		my ($key) = $line =~ /\\"key\\":(\{[^}]*\})/;
-		my ($status) = $line =~ /"status": (\d+)/;
-		push @{ $t->{reqs} },
-		  { id => $wid, message_type => $mt, key => $key, status => $status };
-	}
-	close $fh;
-	return $t->{reqs};
-}
+# the receiver's log is read with MfgTest's tail_new / tail_read
 
 # the requests answered 2xx, in arrival order
 sub accepted

@@ -410,9 +410,12 @@ find_endpoint(int id, int shard, int generation)
 	return NULL;
 }
 
-/* the same shard condition as mfgsync.shard_of(), on ordering key "k" */
+/*
+ * Is ordering key "k" in shard s of n?  mfgsync.shard_of() is the one
+ * definition; the planner inlines it (and folds n = 1 away).
+ */
 #define SHARD_CONDITION(k, n, s) \
-	"(" n " = 1 OR mod(hashtext(" k ") & 2147483647, " n ") = " s ")"
+	"(" n " = 1 OR mfgsync.shard_of(" k ", " n ") = " s ")"
 
 /* the parked keys of ep, from mfgsync.retry */
 static void

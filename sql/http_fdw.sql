@@ -82,18 +82,7 @@ CREATE SERVER api2 FOREIGN DATA WRAPPER mfgsync_http
   OPTIONS (base_url 'http://127.0.0.1:9', api_key_param 'apikey', retries '0');
 CREATE USER MAPPING FOR CURRENT_USER SERVER api2 OPTIONS (api_key 'very-secret');
 CREATE FOREIGN TABLE t2 (a int) SERVER api2 OPTIONS (path '/t');
-EXPLAIN (VERBOSE, COSTS OFF) DO $$
-DECLARE
-    msg text;
-    ctx text;
-BEGIN
-    PERFORM * FROM t2;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, ctx = PG_EXCEPTION_CONTEXT;
-    RAISE NOTICE 'sqlstate %, starts %, secret in message %, context %', SQLSTATE,
-        left(msg, 36), strpos(msg || ctx, 'very-secret') > 0, split_part(ctx, E'\n', 1);
-END
-$$;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT * FROM t2;
 -- a server without base_url fails at planning
 CREATE SERVER nourl FOREIGN DATA WRAPPER mfgsync_http;
 CREATE FOREIGN TABLE t3 (a int) SERVER nourl;

@@ -30,6 +30,7 @@
 #include "utils/memutils.h"
 
 #include "http.h"
+#include "http_plain.h"
 #include "mfgsync.h"
 
 typedef struct MfgHttpSocket
@@ -49,6 +50,7 @@ struct MfgHttp
 	int			in_flight;
 	CURL	   *idle[64];		/* easy handles kept for reuse */
 	int			nidle;
+	MfgPlain   *plain;			/* POSTs to http:// URLs */
 };
 
 static bool curl_initialized = false;
@@ -117,6 +119,20 @@ write_callback(char *data, size_t size, size_t nmemb, void *userp)
 	return len;
 }
 
+/* release what a request holds besides its libcurl handle */
+static void
+free_request(MfgHttpRequest *req)
+{
+	curl_slist_free_all(req->headers);
+	pfree(req->body.data);
+	pfree(req->response.data);
+	if (req->redirect_url)
+		pfree(req->redirect_url);
+	if (req->url)
+		pfree(req->url);
+	pfree(req);
+}
+
 /*
  * mfgsync_http_create
  *		A multi handle whose bookkeeping lives in cxt.
@@ -149,6 +165,7 @@ mfgsync_http_create(MemoryContext cxt)
 	curl_multi_setopt(http->multi, CURLMOPT_TIMERFUNCTION, timer_callback);
 	curl_multi_setopt(http->multi, CURLMOPT_TIMERDATA, http);
 	curl_multi_setopt(http->multi, CURLMOPT_MAXCONNECTS, 1024L);
+	http->plain = mfgsync_plain_create(cxt);
 	return http;
 }
 
@@ -203,6 +220,34 @@ mfgsync_http_request(MfgHttp *http, const char *url, const MfgHttpOptions *opts)
 	return req;
 }
 
+/*
+ * mfgsync_http_post_request
+ *		A POST request to url, like mfgsync_http_request(); for an http://
+ *		URL it is made by the plain HTTP/1.1 client, so the caller must not
+ *		touch req->easy.
+ */
+MfgHttpRequest *
+mfgsync_http_post_request(MfgHttp *http, const char *url, const MfgHttpOptions *opts)
+{
+	MfgHttpRequest *req;
+	MemoryContext oldcxt;
+
+	if (!mfgsync_plain_accepts(http->plain, url))
+		return mfgsync_http_request(http, url, opts);
+
+	oldcxt = MemoryContextSwitchTo(http->cxt);
+	req = palloc0(sizeof(MfgHttpRequest));
+	initStringInfo(&req->body);
+	initStringInfo(&req->response);
+	req->max_response_bytes = opts->max_response_bytes;
+	req->retry_after_s = -1;
+	req->url = pstrdup(url);
+	req->timeout_ms = opts->timeout_ms;
+	req->connect_timeout_ms = opts->connect_timeout_ms;
+	MemoryContextSwitchTo(oldcxt);
+	return req;
+}
+
 /* hand a prepared request to the multi handle */
 static void
 add_request(MfgHttp *http, MfgHttpRequest *req)
@@ -227,6 +272,13 @@ add_request(MfgHttp *http, MfgHttpRequest *req)
 void
 mfgsync_http_start(MfgHttp *http, MfgHttpRequest *req)
 {
+	if (req->easy == NULL)
+	{
+		req->started = GetCurrentTimestamp();
+		http->in_flight++;
+		mfgsync_plain_start(http->plain, req);
+		return;
+	}
 	curl_easy_setopt(req->easy, CURLOPT_POST, 1L);
 	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, req->body.data);
 	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -255,18 +307,20 @@ mfgsync_http_start_get(MfgHttp *http, MfgHttpRequest *req)
 void
 mfgsync_http_abort(MfgHttp *http, MfgHttpRequest *req)
 {
+	if (req->easy == NULL)
+	{
+		if (mfgsync_plain_abort(http->plain, req) && http->in_flight > 0)
+			http->in_flight--;
+		free_request(req);
+		return;
+	}
 	if (req->started != 0 &&
 		curl_multi_remove_handle(http->multi, req->easy) == CURLM_OK &&
 		req->result == CURLE_OK && req->status == 0 && http->in_flight > 0)
 		http->in_flight--;
 	/* a handle stopped mid-transfer is not kept for reuse */
 	curl_easy_cleanup(req->easy);
-	curl_slist_free_all(req->headers);
-	pfree(req->body.data);
-	pfree(req->response.data);
-	if (req->redirect_url)
-		pfree(req->redirect_url);
-	pfree(req);
+	free_request(req);
 }
 
 /* let libcurl act on a socket, or on its timeout */
@@ -296,10 +350,13 @@ mfgsync_http_wait(MfgHttp *http, long max_wait_ms)
 {
 	bool		woken = false;
 	WaitEventSet *set;
+	bool		own_set;
 	WaitEvent  *events;
+	int			maxevents;
 	int			nevents;
 	int			i;
 	long		timeout = max_wait_ms;
+	long		plain_timeout;
 	TimestampTz now = GetCurrentTimestamp();
 
 	if (http->timer != 0)
@@ -311,26 +368,43 @@ mfgsync_http_wait(MfgHttp *http, long max_wait_ms)
 		if (timeout < 0 || t < timeout)
 			timeout = t;
 	}
+	plain_timeout = mfgsync_plain_timeout(http->plain, now);
+	if (plain_timeout >= 0 && (timeout < 0 || plain_timeout < timeout))
+		timeout = plain_timeout;
 
-	set = CreateWaitEventSet(CurrentMemoryContext, 2 + http->nsockets);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	/* a single-user backend (the FDW) has no postmaster to watch */
-	if (IsUnderPostmaster)
-		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	for (i = 0; i < http->nsockets; i++)
+	/*
+	 * Only the plain client's connections: its set lasts as long as they
+	 * do.  With libcurl's sockets, whose interest changes with every
+	 * transfer, a set for this wait.
+	 */
+	maxevents = 2 + http->nsockets + mfgsync_plain_nsockets(http->plain);
+	own_set = http->nsockets > 0 || mfgsync_plain_nsockets(http->plain) == 0;
+	if (!own_set)
+		set = mfgsync_plain_wait_set(http->plain);
+	else
 	{
-		uint32		ev = 0;
+		set = CreateWaitEventSet(CurrentMemoryContext, maxevents);
+		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		/* a single-user backend (the FDW) has no postmaster to watch */
+		if (IsUnderPostmaster)
+			AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		for (i = 0; i < http->nsockets; i++)
+		{
+			uint32		ev = 0;
 
-		if (http->sockets[i].what & CURL_POLL_IN)
-			ev |= WL_SOCKET_READABLE;
-		if (http->sockets[i].what & CURL_POLL_OUT)
-			ev |= WL_SOCKET_WRITEABLE;
-		AddWaitEventToSet(set, ev, http->sockets[i].fd, NULL, NULL);
+			if (http->sockets[i].what & CURL_POLL_IN)
+				ev |= WL_SOCKET_READABLE;
+			if (http->sockets[i].what & CURL_POLL_OUT)
+				ev |= WL_SOCKET_WRITEABLE;
+			AddWaitEventToSet(set, ev, http->sockets[i].fd, NULL, NULL);
+		}
+		mfgsync_plain_add_sockets(http->plain, set);
 	}
-	events = palloc(sizeof(WaitEvent) * (2 + http->nsockets));
-	nevents = WaitEventSetWait(set, timeout, events, 2 + http->nsockets,
+	events = palloc(sizeof(WaitEvent) * maxevents);
+	nevents = WaitEventSetWait(set, timeout, events, maxevents,
 							   PG_WAIT_EXTENSION);
-	FreeWaitEventSet(set);
+	if (own_set)
+		FreeWaitEventSet(set);
 
 	for (i = 0; i < nevents; i++)
 	{
@@ -339,6 +413,11 @@ mfgsync_http_wait(MfgHttp *http, long max_wait_ms)
 		if (events[i].events & WL_LATCH_SET)
 		{
 			woken = true;
+			continue;
+		}
+		if (events[i].user_data != NULL)
+		{
+			mfgsync_plain_socket_ready(http->plain, events[i].user_data);
 			continue;
 		}
 		if (events[i].events & WL_SOCKET_READABLE)
@@ -356,6 +435,7 @@ mfgsync_http_wait(MfgHttp *http, long max_wait_ms)
 		http->timer = 0;
 		socket_action(http, CURL_SOCKET_TIMEOUT, 0);
 	}
+	mfgsync_plain_check_timers(http->plain);
 	return woken;
 }
 
@@ -368,7 +448,13 @@ mfgsync_http_next_done(MfgHttp *http)
 {
 	CURLMsg    *msg;
 	int			left;
+	MfgHttpRequest *done = mfgsync_plain_next_done(http->plain);
 
+	if (done != NULL)
+	{
+		http->in_flight--;
+		return done;
+	}
 	while ((msg = curl_multi_info_read(http->multi, &left)) != NULL)
 	{
 		MfgHttpRequest *req;
@@ -428,16 +514,13 @@ mfgsync_http_retry_after(const char *value)
 void
 mfgsync_http_free(MfgHttp *http, MfgHttpRequest *req)
 {
-	curl_slist_free_all(req->headers);
-	if (http->nidle < (int) lengthof(http->idle))
+	if (req->easy == NULL)
+		;
+	else if (http->nidle < (int) lengthof(http->idle))
 		http->idle[http->nidle++] = req->easy;
 	else
 		curl_easy_cleanup(req->easy);
-	pfree(req->body.data);
-	pfree(req->response.data);
-	if (req->redirect_url)
-		pfree(req->redirect_url);
-	pfree(req);
+	free_request(req);
 }
 
 int

@@ -48,11 +48,20 @@ typedef struct MfgHttpRequest
 	double		latency_ms;
 	char	   *redirect_url;	/* Location, resolved, for a 3xx */
 	int			retry_after_s;	/* Retry-After in seconds, -1 if absent */
+
+	/* a request of the plain HTTP/1.1 client (http_plain.c): easy is NULL */
+	char	   *url;
+	long		timeout_ms;
+	long		connect_timeout_ms;
+	void	   *conn;			/* the connection serving it */
+	bool		resent;			/* sent again after a stale connection */
 } MfgHttpRequest;
 
 extern MfgHttp *mfgsync_http_create(MemoryContext cxt);
 extern MfgHttpRequest *mfgsync_http_request(MfgHttp *http, const char *url,
 											const MfgHttpOptions *opts);
+extern MfgHttpRequest *mfgsync_http_post_request(MfgHttp *http, const char *url,
+												 const MfgHttpOptions *opts);
 extern void mfgsync_http_start(MfgHttp *http, MfgHttpRequest *req);
 extern void mfgsync_http_start_get(MfgHttp *http, MfgHttpRequest *req);
 extern void mfgsync_http_abort(MfgHttp *http, MfgHttpRequest *req);

@@ -1092,7 +1092,7 @@ event_may_go(Endpoint *ep, BatchEvent *e, int *in_request, int nin_request)
 static void
 start_request(Endpoint *ep, InFlight *fl, const char *url)
 {
-	MfgHttpRequest *req = mfgsync_http_request(http, url, &ep->http);
+	MfgHttpRequest *req = mfgsync_http_post_request(http, url, &ep->http);
 	char		msg_id[64];
 	char		line[256];
 	int64		now = (int64) time(NULL);

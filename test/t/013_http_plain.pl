@@ -1,0 +1,287 @@
+# The senders' own HTTP/1.1 client for http:// endpoints (src/http_plain.c),
+# against a scripted server on 127.0.0.1 that answers the way real servers
+# may: chunked bodies with extensions and trailers, answers split across
+# packets, interim 100 Continue, HTTP/1.0 bodies that end at close,
+# Connection: close, kept-alive connections the server drops, answers over
+# max_response_bytes, relative redirects, garbage, and a host name instead
+# of an address.  Each endpoint's URL path chooses the server's behaviour.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use IO::Socket::INET;
+use POSIX ();
+use JSON::PP;
+use MfgTest;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = mfg_cluster('plain');
+my $json = JSON::PP->new->canonical;
+
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+
+# ---------------------------------------------------------------------
+# the scripted server: one process per connection, each request logged
+# as a JSON line {conn, n (request number on the connection), path,
+# head, body}
+# ---------------------------------------------------------------------
+my $dir = PostgreSQL::Test::Utils::tempdir('plain_server');
+my $log = "$dir/requests.log";
+my $listener = IO::Socket::INET->new(
+	LocalAddr => '127.0.0.1',
+	LocalPort => 0,
+	Listen => 64,
+	ReuseAddr => 1) or die "listen: $!";
+my $port = $listener->sockport;
+
+my %answer = (
+	# 500 with a chunked body, a chunk extension and a trailer
+	'/chunked' => sub {
+		return "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n"
+		  . "9;note=1\r\nchunk-one\r\n9\r\nchunk-two\r\n0\r\nX-Trailer: t\r\n\r\n";
+	},
+	# 204, then the server closes the connection as it said
+	'/close' => sub { return ("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", 'close'); },
+	# the first request of a connection is answered; the next one finds
+	# the connection closed (the race of a kept-alive connection that the
+	# server times out just as the client reuses it)
+	'/stale' => sub {
+		my ($n) = @_;
+		return $n == 1 ? "HTTP/1.1 204 No Content\r\n\r\n" : ('', 'close');
+	},
+	# an answer far over max_response_bytes
+	'/big' => sub {
+		return "HTTP/1.1 500 Too Much\r\nContent-Length: 100000\r\n\r\n" . ('x' x 100000);
+	},
+	# HTTP/1.0 without Content-Length: the body ends when the server closes
+	'/http10' => sub { return ("HTTP/1.0 500 Old\r\n\r\nbody-until-close", 'close'); },
+	'/garbage' => sub { return ("hello there\r\n\r\n", 'close'); },
+	# an interim answer before the real one
+	'/continue' => sub {
+		return "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	},
+	# the answer in three writes, cut inside a header and the body
+	'/split' => sub {
+		return [ "HTTP/1.1 500 Split\r\nContent-Le", "ngth: 10\r\n\r\nspl", "it-body" ];
+	},
+	# a redirect relative to the request's path
+	'/dir/relative' => sub {
+		return "HTTP/1.1 307 Temporary Redirect\r\nLocation: moved?x=1\r\nContent-Length: 0\r\n\r\n";
+	},
+	'/dir/moved' => sub { return "HTTP/1.1 204 No Content\r\n\r\n"; },
+	'/named' => sub { return "HTTP/1.1 204 No Content\r\n\r\n"; },
+);
+
+sub serve_connection
+{
+	my ($c) = @_;
+	my $buf = '';
+	my $n = 0;
+	open my $lf, '>>', $log or die "open $log: $!";
+	$lf->autoflush(1);
+	while (1)
+	{
+		# one request: head, then Content-Length bytes of body
+		my $head_end;
+		while (($head_end = index($buf, "\r\n\r\n")) < 0)
+		{
+			my $got = sysread($c, $buf, 65536, length $buf);
+			return if !$got;
+		}
+		my $head = substr($buf, 0, $head_end);
+		my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
+		$len //= 0;
+		while (length($buf) < $head_end + 4 + $len)
+		{
+			my $got = sysread($c, $buf, 65536, length $buf);
+			return if !$got;
+		}
+		my $body = substr($buf, $head_end + 4, $len);
+		$buf = substr($buf, $head_end + 4 + $len);
+		$n++;
+		my ($target) = $head =~ /^POST (\S+) HTTP\/1\.1\r\n/;
+		$target //= '?';
+		(my $path = $target) =~ s/\?.*//;
+		print $lf $json->encode({ conn => $$, n => $n, path => $path,
+			target => $target, head => $head, body => $body }) . "\n";
+		my $how = $answer{$path} // sub { return "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"; };
+		my ($out, $then) = $how->($n);
+		for my $piece (ref $out ? @$out : ($out))
+		{
+			syswrite($c, $piece);
+			# lets the client read a partial answer (not a synchronisation)
+			select(undef, undef, undef, 0.02) if ref $out;
+		}
+		return if defined $then && $then eq 'close';
+	}
+}
+
+my $server = fork();
+die "fork: $!" unless defined $server;
+if ($server == 0)
+{
+	$SIG{CHLD} = 'IGNORE';
+	while (1)
+	{
+		my $c = $listener->accept or next;
+		my $kid = fork();
+		if (defined $kid && $kid == 0)
+		{
+			serve_connection($c);
+			# not exit: the END blocks (the cluster's) are the parent's
+			POSIX::_exit(0);
+		}
+		close $c;
+	}
+	POSIX::_exit(0);
+}
+close $listener;
+
+END
+{
+	local $?;
+	kill 'KILL', $server if $server;
+}
+
+sub requests
+{
+	my @r;
+	open my $fh, '<', $log or return ();
+	while (my $line = <$fh>)
+	{
+		push @r, $json->decode($line) if $line =~ /\n\z/;
+	}
+	close $fh;
+	return @r;
+}
+
+sub requests_to { my ($path) = @_; return grep { $_->{path} eq $path } requests(); }
+
+# ---------------------------------------------------------------------
+# one table and one endpoint per behaviour
+# ---------------------------------------------------------------------
+my $base = "http://127.0.0.1:$port";
+my %endpoints = (
+	chunked => [ "$base/chunked", { max_attempts => 1 } ],
+	close => [ "$base/close", {} ],
+	stale => [ "$base/stale", { concurrency => 1 } ],
+	big => [ "$base/big", { max_attempts => 2, max_response_bytes => 1024, retry_initial_ms => 100 } ],
+	http10 => [ "$base/http10", { max_attempts => 1 } ],
+	garbage => [ "$base/garbage", { max_attempts => 1 } ],
+	continue => [ "$base/continue?plant=lyon", { concurrency => 1 } ],
+	split => [ "$base/split", { max_attempts => 1 } ],
+	relative => [ "$base/dir/relative", { follow_redirects => JSON::PP::true } ],
+	named => [ "http://localhost:$port/named", {} ],
+);
+for my $name (sort keys %endpoints)
+{
+	my ($url, $opts) = @{ $endpoints{$name} };
+	my $type = ucfirst($name) . 'Order';
+	sql(qq{CREATE TABLE ${name}_order (order_code text PRIMARY KEY, quantity numeric);
+		SELECT mfgsync.track('${name}_order', '$type');
+		SELECT mfgsync.create_endpoint('$name', '$url', 'webhook', '} . $json->encode($opts) . qq{');
+		SELECT mfgsync.subscribe('$name', '{$type}');});
+}
+
+# three events each, in one transaction
+sql(join '', map { "INSERT INTO ${_}_order SELECT 'O-' || g, g FROM generate_series(1, 3) g;" }
+	  sort keys %endpoints);
+
+sub settled
+{
+	my ($name, $delivered, $dead) = @_;
+	return wait_until(
+		sub {
+			sql(qq{SELECT delivered || '/' || dead FROM mfgsync.endpoint_status
+				    WHERE name = '$name'}) eq "$delivered/$dead";
+		},
+		60);
+}
+
+sub last_errors
+{
+	my ($name) = @_;
+	return split /\n/, sql(qq{SELECT DISTINCT coalesce(last_status::text, '') || ' ' || last_error
+		FROM mfgsync.dead_letters WHERE endpoint = '$name'});
+}
+
+# ---------------------------------------------------------------------
+# what the client sends
+# ---------------------------------------------------------------------
+ok(settled('continue', 3, 0), 'an interim 100 Continue, then 200: delivered');
+my @c = requests_to('/continue');
+is(scalar(@c), 3, 'one request per event');
+my ($req) = @c;
+is($req->{target}, '/continue?plant=lyon', 'the request target keeps the query');
+like($req->{head}, qr/^Host: 127\.0\.0\.1:$port\r?$/m, 'Host header');
+like($req->{head}, qr/^Content-Type: application\/json\r?$/m, 'Content-Type header');
+like($req->{head}, qr/^webhook-id: \d+\r?$/m, 'webhook-id header');
+my ($clen) = $req->{head} =~ /^Content-Length: (\d+)\r?$/m;
+is($clen, length($req->{body}), 'Content-Length is the length of the body');
+is(eval { $json->decode($req->{body})->{message_type} }, 'ContinueOrder',
+	'the body is the event envelope');
+unlike($req->{head}, qr/^Expect:/mi, 'no Expect header');
+my %conns = map { $_->{conn} => 1 } @c;
+is(scalar(keys %conns), 1, 'the three requests went over one kept-alive connection');
+
+# ---------------------------------------------------------------------
+# how it reads answers
+# ---------------------------------------------------------------------
+ok(settled('chunked', 0, 3), 'a chunked 500: dead letters after one attempt');
+is_deeply([ last_errors('chunked') ], ['500 HTTP 500: chunk-onechunk-two'],
+	'the chunked body is decoded (extension and trailer skipped)');
+
+ok(settled('split', 0, 3), 'an answer in three pieces: dead letters');
+is_deeply([ last_errors('split') ], ['500 HTTP 500: split-body'],
+	'the pieces make one answer');
+
+ok(settled('http10', 0, 3), 'HTTP/1.0 answer: dead letters');
+is_deeply([ last_errors('http10') ], ['500 HTTP 500: body-until-close'],
+	'a body without length ends when the server closes the connection');
+
+ok(settled('garbage', 0, 3), 'garbage instead of HTTP: dead letters');
+my @g = last_errors('garbage');
+is(scalar(@g), 1, 'one error for the three');
+like($g[0], qr/^ Unsupported HTTP answer from 127\.0\.0\.1:$port: "hello there"$/,
+	'the error names the server and quotes the answer');
+
+ok(settled('big', 0, 3), 'an answer over max_response_bytes: dead letters after two attempts');
+my @b = last_errors('big');
+is(scalar(@b), 1, 'one error for the three');
+like($b[0], qr/^500 HTTP 500: x+/, 'the status stands, the body is kept up to the cap');
+my @big = requests_to('/big');
+is(scalar(@big), 6, 'two attempts of three events');
+%conns = map { $_->{conn} => 1 } @big;
+is(scalar(keys %conns), 6, 'a connection with an answer cut short is not reused');
+
+# ---------------------------------------------------------------------
+# connections
+# ---------------------------------------------------------------------
+ok(settled('close', 3, 0), 'Connection: close: delivered');
+%conns = map { $_->{conn} => 1 } requests_to('/close');
+is(scalar(keys %conns), 3, 'a new connection after each Connection: close');
+
+ok(settled('stale', 3, 0), 'a kept-alive connection the server dropped: delivered');
+is(sql(q{SELECT count(*) FROM mfgsync.failures WHERE endpoint = 'stale'}), '0',
+	'the request is sent again on a new connection, no failure recorded');
+my @stale = requests_to('/stale');
+is(scalar(grep { $_->{n} == 1 } @stale), 3, 'each event answered on a fresh connection');
+ok(scalar(grep { $_->{n} == 2 } @stale) >= 1,
+	'the client did reuse a connection the server then dropped');
+
+ok(settled('relative', 3, 0), 'a relative redirect is followed');
+my @moved = requests_to('/dir/moved');
+is(scalar(@moved), 3, 'to the Location resolved against the request path');
+is($moved[0]{target}, '/dir/moved?x=1', 'with its query');
+
+ok(settled('named', 3, 0), 'a host name (localhost) is resolved and connected to');
+like((requests_to('/named'))[0]{head}, qr/^Host: localhost:$port\r?$/m,
+	'Host header with the name');
+
+# nothing went wrong in the server
+my $serverlog = slurp_file($node->logfile);
+unlike($serverlog, qr/TRAP:|terminated by signal|PANIC/, 'no crash in the server log');
+
+done_testing();

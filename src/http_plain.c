@@ -30,6 +30,7 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -797,13 +798,18 @@ parse_head(MfgPlain *plain, PlainConn *conn, char **error)
 	if (line == NULL)
 		return false;
 	line[len] = '\0';
-	if (sscanf(line, "HTTP/1.%d %3d", &minor, &status) != 2 ||
-		status < 100 || status > 999)
+	/* "HTTP/1.x NNN reason" */
+	if (len < 12 || strncmp(line, "HTTP/1.", 7) != 0 || !isdigit((unsigned char) line[7]) ||
+		line[8] != ' ' || !isdigit((unsigned char) line[9]) ||
+		!isdigit((unsigned char) line[10]) || !isdigit((unsigned char) line[11]) ||
+		(len > 12 && line[12] != ' ') || line[9] == '0')
 	{
 		*error = psprintf("Unsupported HTTP answer from %s: \"%.40s\"",
 						  conn->origin, line);
 		return false;
 	}
+	minor = line[7] - '0';
+	status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
 	conn->close_after = minor == 0;
 	while ((line = next_line(conn, &len)) != NULL && len > 0)
 	{

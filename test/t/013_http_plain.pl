@@ -9,8 +9,6 @@ use strict;
 use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
-use IO::Socket::INET;
-use POSIX ();
 use JSON::PP;
 use MfgTest;
 use PostgreSQL::Test::Cluster;
@@ -23,19 +21,9 @@ my $json = JSON::PP->new->canonical;
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
 # ---------------------------------------------------------------------
-# the scripted server: one process per connection, each request logged
-# as a JSON line {conn, n (request number on the connection), path,
-# head, body}
+# the scripted server (MfgTest's start_http_script): how it answers, by
+# request path
 # ---------------------------------------------------------------------
-my $dir = PostgreSQL::Test::Utils::tempdir('plain_server');
-my $log = "$dir/requests.log";
-my $listener = IO::Socket::INET->new(
-	LocalAddr => '127.0.0.1',
-	LocalPort => 0,
-	Listen => 64,
-	ReuseAddr => 1) or die "listen: $!";
-my $port = $listener->sockport;
-
 my %answer = (
 	# 500 with a chunked body, a chunk extension and a trailer
 	'/chunked' => sub {
@@ -74,88 +62,21 @@ my %answer = (
 	'/named' => sub { return "HTTP/1.1 204 No Content\r\n\r\n"; },
 );
 
-sub serve_connection
-{
-	my ($c) = @_;
-	my $buf = '';
-	my $n = 0;
-	open my $lf, '>>', $log or die "open $log: $!";
-	$lf->autoflush(1);
-	while (1)
-	{
-		# one request: head, then Content-Length bytes of body
-		my $head_end;
-		while (($head_end = index($buf, "\r\n\r\n")) < 0)
-		{
-			my $got = sysread($c, $buf, 65536, length $buf);
-			return if !$got;
-		}
-		my $head = substr($buf, 0, $head_end);
-		my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
-		$len //= 0;
-		while (length($buf) < $head_end + 4 + $len)
-		{
-			my $got = sysread($c, $buf, 65536, length $buf);
-			return if !$got;
-		}
-		my $body = substr($buf, $head_end + 4, $len);
-		$buf = substr($buf, $head_end + 4 + $len);
-		$n++;
-		my ($target) = $head =~ /^POST (\S+) HTTP\/1\.1\r\n/;
-		$target //= '?';
-		(my $path = $target) =~ s/\?.*//;
-		print $lf $json->encode({ conn => $$, n => $n, path => $path,
-			target => $target, head => $head, body => $body }) . "\n";
-		my $how = $answer{$path} // sub { return "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"; };
-		my ($out, $then) = $how->($n);
-		for my $piece (ref $out ? @$out : ($out))
-		{
-			syswrite($c, $piece);
-			# lets the client read a partial answer (not a synchronisation)
-			select(undef, undef, undef, 0.02) if ref $out;
-		}
-		return if defined $then && $then eq 'close';
-	}
-}
-
-my $server = fork();
-die "fork: $!" unless defined $server;
-if ($server == 0)
-{
-	$SIG{CHLD} = 'IGNORE';
-	while (1)
-	{
-		my $c = $listener->accept or next;
-		my $kid = fork();
-		if (defined $kid && $kid == 0)
-		{
-			serve_connection($c);
-			# not exit: the END blocks (the cluster's) are the parent's
-			POSIX::_exit(0);
-		}
-		close $c;
-	}
-	POSIX::_exit(0);
-}
-close $listener;
+# connections are kept per host and port: the endpoints whose checks count
+# connections get a server of their own, the others share one
+my $server = start_http_script('plain', \%answer);
+my $port = $server->{port};
+my $server_continue = start_http_script('continue', \%answer);
+my $server_stale = start_http_script('stale', \%answer);
+my @servers = ($server, $server_continue, $server_stale);
 
 END
 {
 	local $?;
-	kill 'KILL', $server if $server;
+	stop_http_script($_) for @servers;
 }
 
-sub requests
-{
-	my @r;
-	open my $fh, '<', $log or return ();
-	while (my $line = <$fh>)
-	{
-		push @r, $json->decode($line) if $line =~ /\n\z/;
-	}
-	close $fh;
-	return @r;
-}
+sub requests { return map { http_script_log($_) } @servers; }
 
 sub requests_to { my ($path) = @_; return grep { $_->{path} eq $path } requests(); }
 
@@ -166,11 +87,12 @@ my $base = "http://127.0.0.1:$port";
 my %endpoints = (
 	chunked => [ "$base/chunked", { max_attempts => 1 } ],
 	close => [ "$base/close", {} ],
-	stale => [ "$base/stale", { concurrency => 1 } ],
+	stale => [ "http://127.0.0.1:$server_stale->{port}/stale", { concurrency => 1 } ],
 	big => [ "$base/big", { max_attempts => 2, max_response_bytes => 1024, retry_initial_ms => 100 } ],
 	http10 => [ "$base/http10", { max_attempts => 1 } ],
 	garbage => [ "$base/garbage", { max_attempts => 1 } ],
-	continue => [ "$base/continue?plant=lyon", { concurrency => 1 } ],
+	continue => [ "http://127.0.0.1:$server_continue->{port}/continue?plant=lyon",
+		{ concurrency => 1 } ],
 	split => [ "$base/split", { max_attempts => 1 } ],
 	relative => [ "$base/dir/relative", { follow_redirects => JSON::PP::true } ],
 	named => [ "http://localhost:$port/named", {} ],
@@ -215,7 +137,7 @@ my @c = requests_to('/continue');
 is(scalar(@c), 3, 'one request per event');
 my ($req) = @c;
 is($req->{target}, '/continue?plant=lyon', 'the request target keeps the query');
-like($req->{head}, qr/^Host: 127\.0\.0\.1:$port\r?$/m, 'Host header');
+like($req->{head}, qr/^Host: 127\.0\.0\.1:$server_continue->{port}\r?$/m, 'Host header');
 like($req->{head}, qr/^Content-Type: application\/json\r?$/m, 'Content-Type header');
 like($req->{head}, qr/^webhook-id: \d+\r?$/m, 'webhook-id header');
 my ($clen) = $req->{head} =~ /^Content-Length: (\d+)\r?$/m;

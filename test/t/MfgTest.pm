@@ -8,15 +8,18 @@ use warnings;
 use Exporter 'import';
 use File::Basename;
 use File::Spec;
+use IO::Socket::INET;
 use IPC::Run;
 use JSON::PP;
+use POSIX ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(mfg_cluster start_receiver stop_receiver receiver_log
   receiver_url wait_until per_key_order_ok start_receiver_on_port
-  start_file_server tail_new tail_read);
+  start_file_server tail_new tail_read start_http_script stop_http_script
+  http_script_log);
 
 my @started;
 my $receiver_py = File::Spec->rel2abs(dirname(__FILE__) . '/../receiver.py');
@@ -121,6 +124,117 @@ sub receiver_url
 {
 	my ($r, $path) = @_;
 	return "http://127.0.0.1:$r->{port}" . ($path // '/hook');
+}
+
+# start_http_script(name, \%answer): a scripted HTTP/1.1 server on
+# 127.0.0.1, one process per connection, for the senders' own HTTP client.
+# $answer{path}->(n) gives the answer to the n-th request of a connection
+# to that path: a string, or an array of strings written 20 ms apart (so
+# the client reads a partial answer), and optionally 'close' (close the
+# connection after it) or 'hang' (keep it open without answering).  Each
+# request is logged as a JSON line {conn (the process), n, path, target,
+# head, body}; returns { port, log, pid }.
+sub start_http_script
+{
+	my ($name, $answer) = @_;
+	my $dir = PostgreSQL::Test::Utils::tempdir("http_script_$name");
+	my $log = "$dir/requests.log";
+	my $json = JSON::PP->new->canonical;
+	my $listener = IO::Socket::INET->new(
+		LocalAddr => '127.0.0.1',
+		LocalPort => 0,
+		Listen => 64,
+		ReuseAddr => 1) or die "listen: $!";
+	my $port = $listener->sockport;
+
+	my $serve = sub {
+		my ($c) = @_;
+		my $buf = '';
+		my $n = 0;
+		open my $lf, '>>', $log or die "open $log: $!";
+		$lf->autoflush(1);
+		while (1)
+		{
+			# one request: its head, then Content-Length bytes of body
+			my $head_end;
+			while (($head_end = index($buf, "\r\n\r\n")) < 0)
+			{
+				return if !sysread($c, $buf, 65536, length $buf);
+			}
+			my $head = substr($buf, 0, $head_end);
+			my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
+			$len //= 0;
+			while (length($buf) < $head_end + 4 + $len)
+			{
+				return if !sysread($c, $buf, 65536, length $buf);
+			}
+			my $body = substr($buf, $head_end + 4, $len);
+			$buf = substr($buf, $head_end + 4 + $len);
+			$n++;
+			my ($target) = $head =~ /^POST (\S+) HTTP\/1\.1\r\n/;
+			$target //= '?';
+			(my $path = $target) =~ s/\?.*//;
+			print $lf $json->encode({ conn => $$, n => $n, path => $path,
+				target => $target, head => $head, body => $body }) . "\n";
+			my $how = $answer->{$path}
+			  // sub { return "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"; };
+			my ($out, $then) = $how->($n);
+			for my $piece (ref $out ? @$out : ($out))
+			{
+				syswrite($c, $piece);
+				# lets the client read a partial answer (not a synchronisation)
+				usleep(20_000) if ref $out;
+			}
+			sleep while defined $then && $then eq 'hang';
+			return if defined $then && $then eq 'close';
+		}
+	};
+
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		# a process group of its own, so stop_http_script ends it all
+		POSIX::setpgid(0, 0);
+		$SIG{CHLD} = 'IGNORE';
+		while (1)
+		{
+			my $c = $listener->accept or next;
+			my $kid = fork();
+			if (defined $kid && $kid == 0)
+			{
+				$serve->($c);
+				# not exit: the END blocks (the cluster's) are the parent's
+				POSIX::_exit(0);
+			}
+			close $c;
+		}
+	}
+	POSIX::setpgid($pid, $pid);    # also here: whichever runs first
+	close $listener;
+	return { port => $port, log => $log, pid => $pid };
+}
+
+# stop_http_script(s): the server and the connections it serves
+sub stop_http_script
+{
+	my ($s) = @_;
+	kill 'KILL', -$s->{pid};
+	return;
+}
+
+# http_script_log(s): the requests so far, in arrival order
+sub http_script_log
+{
+	my ($s) = @_;
+	my @r;
+	open my $fh, '<', $s->{log} or return ();
+	while (my $line = <$fh>)
+	{
+		push @r, decode_json($line) if $line =~ /\n\z/;
+	}
+	close $fh;
+	return @r;
 }
 
 # receiver_log(r): every request so far, as hashes (see test/receiver.py)

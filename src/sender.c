@@ -1827,8 +1827,13 @@ mfgsync_sender_main(Datum main_arg)
 	/* a lost "record" only means a redelivery, so commits need not wait */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	/* claims read a range of ids: never by scanning the whole outbox */
+	/*
+	 * Claims read a range of ids: never by scanning the whole outbox, and
+	 * in id order from the index, so that LIMIT stops the scan (a bitmap
+	 * scan reads the whole range and sorts it: 10-20% of the sender's CPU)
+	 */
 	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_bitmapscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	sender_cxt = AllocSetContextCreate(TopMemoryContext, "mfgsync sender",
 									   ALLOCSET_DEFAULT_SIZES);

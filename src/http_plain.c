@@ -616,6 +616,18 @@ mfgsync_plain_start(MfgPlain *plain, MfgHttpRequest *req)
 	start(plain, req, false);
 }
 
+/* is there a "name:" line among headers? */
+static bool
+has_header(struct curl_slist *headers, const char *name)
+{
+	size_t		len = strlen(name);
+
+	for (; headers != NULL; headers = headers->next)
+		if (pg_strncasecmp(headers->data, name, len) == 0 && headers->data[len] == ':')
+			return true;
+	return false;
+}
+
 /* fresh: on a new connection, not a kept-alive one */
 static void
 start(MfgPlain *plain, MfgHttpRequest *req, bool fresh)
@@ -676,9 +688,12 @@ start(MfgPlain *plain, MfgHttpRequest *req, bool fresh)
 	/* the whole request in one buffer, for one send() */
 	resetStringInfo(&conn->out);
 	conn->out_sent = 0;
-	appendStringInfo(&conn->out,
-					 "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: mfgsync/%s\r\nAccept: */*\r\n",
-					 t->path, t->origin, MFGSYNC_VERSION);
+	appendStringInfo(&conn->out, "POST %s HTTP/1.1\r\nHost: %s\r\n", t->path, t->origin);
+	/* defaults, unless the endpoint sets them (as libcurl does) */
+	if (!has_header(req->headers, "user-agent"))
+		appendStringInfoString(&conn->out, "User-Agent: mfgsync/" MFGSYNC_VERSION "\r\n");
+	if (!has_header(req->headers, "accept"))
+		appendStringInfoString(&conn->out, "Accept: */*\r\n");
 	for (h = req->headers; h != NULL; h = h->next)
 	{
 		const char *colon = strchr(h->data, ':');

@@ -86,7 +86,7 @@ sub requests_to { my ($path) = @_; return grep { $_->{path} eq $path } requests(
 my $base = "http://127.0.0.1:$port";
 my %endpoints = (
 	chunked => [ "$base/chunked", { max_attempts => 1 } ],
-	close => [ "$base/close", {} ],
+	close => [ "$base/close", { headers => { 'User-Agent' => 'plant-lyon/1', 'X-Plant' => 'Lyon' } } ],
 	stale => [ "http://127.0.0.1:$server_stale->{port}/stale", { concurrency => 1 } ],
 	big => [ "$base/big", { max_attempts => 2, max_response_bytes => 1024, retry_initial_ms => 100 } ],
 	http10 => [ "$base/http10", { max_attempts => 1 } ],
@@ -145,6 +145,7 @@ is($clen, length($req->{body}), 'Content-Length is the length of the body');
 is(eval { $json->decode($req->{body})->{message_type} }, 'ContinueOrder',
 	'the body is the event envelope');
 unlike($req->{head}, qr/^Expect:/mi, 'no Expect header');
+is(scalar(() = $req->{head} =~ /^User-Agent: mfgsync\/[0-9.]+\r?$/mgi), 1, 'one default User-Agent');
 my %conns = map { $_->{conn} => 1 } @c;
 is(scalar(keys %conns), 1, 'the three requests went over one kept-alive connection');
 
@@ -184,6 +185,10 @@ is(scalar(keys %conns), 6, 'a connection with an answer cut short is not reused'
 ok(settled('close', 3, 0), 'Connection: close: delivered');
 %conns = map { $_->{conn} => 1 } requests_to('/close');
 is(scalar(keys %conns), 3, 'a new connection after each Connection: close');
+my $close_head = (requests_to('/close'))[0]{head};
+is_deeply([ $close_head =~ /^User-Agent: (.*?)\r?$/mgi ], ['plant-lyon/1'],
+	"the endpoint's User-Agent replaces the default");
+like($close_head, qr/^X-Plant: Lyon\r?$/m, "the endpoint's custom header");
 
 ok(settled('stale', 3, 0), 'a kept-alive connection the server dropped: delivered');
 is(sql(q{SELECT count(*) FROM mfgsync.failures WHERE endpoint = 'stale'}), '0',

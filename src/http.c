@@ -343,7 +343,8 @@ socket_action(MfgHttp *http, curl_socket_t fd, int flags)
  *		set or max_wait_ms pass (-1: no limit), and drive the transfers.
  *
  * The latch is not reset here; the caller's loop does that.  Returns
- * true when the latch was set or the wait timed out.
+ * true when the latch was set or max_wait_ms passed (not when the wait
+ * ended early for a timer of libcurl's or of the plain client's).
  */
 bool
 mfgsync_http_wait(MfgHttp *http, long max_wait_ms)
@@ -427,7 +428,8 @@ mfgsync_http_wait(MfgHttp *http, long max_wait_ms)
 		socket_action(http, events[i].fd, flags);
 	}
 	pfree(events);
-	if (nevents == 0)
+	/* the caller's time is up (not a timer of libcurl's or of ours) */
+	if (nevents == 0 && timeout == max_wait_ms)
 		woken = true;
 
 	if (http->timer != 0 && http->timer <= GetCurrentTimestamp())

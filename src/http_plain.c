@@ -51,6 +51,12 @@
 #define PLAIN_IDLE_MS			60000
 /* while a name is being resolved, look every this many ms */
 #define PLAIN_RESOLVE_POLL_MS	5
+/* lookups abandoned to getaddrinfo_a are reaped at this pace */
+#define PLAIN_ZOMBIE_POLL_MS	1000
+/* a kept-alive connection idle this long is checked before reuse */
+#define PLAIN_CHECK_IDLE_MS		1000
+/* longest chunk-size line */
+#define PLAIN_MAX_LINE_BYTES	8192
 #define PLAIN_READ_BYTES		16384
 
 typedef enum ConnState
@@ -97,7 +103,6 @@ typedef struct PlainConn
 	Resolve    *resolve;		/* while CONN_RESOLVING (malloc'd) */
 	struct addrinfo *addrs;		/* resolved, freed once connected */
 	struct addrinfo *next_addr; /* the address being tried */
-	bool		addrs_from_gai; /* addrs belongs to resolve->gai */
 	int			connect_errno;
 
 	MfgHttpRequest *req;
@@ -105,6 +110,9 @@ typedef struct PlainConn
 	int			out_sent;
 	StringInfoData in;
 	int			in_used;		/* bytes of in already parsed */
+	int			scanned;		/* of the head being read, bytes searched */
+	int64		received;		/* bytes of answer to this request */
+	int			head_bytes;		/* of heads and trailers of this answer */
 	ReadPhase	phase;
 	int64		remaining;		/* of a body or chunk */
 	bool		close_after;	/* the server wants the connection closed */
@@ -117,7 +125,8 @@ typedef struct PlainConn
 typedef struct PlainTarget
 {
 	char	   *url;
-	char	   *origin;			/* host:port, also the Host header */
+	char	   *origin;			/* host:port, what connections are kept for */
+	char	   *host_header;	/* host, with :port unless it is 80 */
 	char	   *host;			/* without IPv6 brackets */
 	char	   *port;
 	char	   *path;			/* with the query */
@@ -194,12 +203,14 @@ mfgsync_plain_accepts(MfgPlain *plain, const char *url)
 		{
 			pfree(t->url);
 			pfree(t->origin);
+			pfree(t->host_header);
 			pfree(t->host);
 			pfree(t->port);
 			pfree(t->path);
 		}
 		t->url = pstrdup(url);
 		t->origin = psprintf("%s:%s", host, port);
+		t->host_header = strcmp(port, "80") == 0 ? pstrdup(host) : pstrdup(t->origin);
 		if (hostlen > 2 && host[0] == '[' && host[hostlen - 1] == ']')
 			t->host = pnstrdup(host + 1, hostlen - 2);
 		else
@@ -330,16 +341,19 @@ fail(MfgPlain *plain, PlainConn *conn, CURLcode result, const char *fmt,...)
 	MfgHttpRequest *req = conn->req;
 	va_list		ap;
 
+	/* the message first: its arguments may be conn's */
+	if (req != NULL)
+	{
+		va_start(ap, fmt);
+		vsnprintf(req->error, CURL_ERROR_SIZE, fmt, ap);
+		va_end(ap);
+		req->result = result;
+		req->status = 0;
+	}
 	conn->req = NULL;
 	conn_close(plain, conn);
-	if (req == NULL)
-		return;
-	req->result = result;
-	req->status = 0;
-	va_start(ap, fmt);
-	vsnprintf(req->error, CURL_ERROR_SIZE, fmt, ap);
-	va_end(ap);
-	finish(plain, req);
+	if (req != NULL)
+		finish(plain, req);
 }
 
 /*
@@ -351,8 +365,7 @@ resend(MfgPlain *plain, PlainConn *conn)
 {
 	MfgHttpRequest *req = conn->req;
 
-	if (!conn->reused || conn->got_head || conn->in.len > 0 || req == NULL ||
-		req->resent)
+	if (!conn->reused || conn->received > 0 || req == NULL || req->resent)
 		return false;
 	req->resent = true;
 	conn->req = NULL;
@@ -370,28 +383,17 @@ answered(MfgPlain *plain, PlainConn *conn)
 	conn->req = NULL;
 	if (req->status >= 300 && req->status < 400 && conn->location != NULL)
 	{
-		const char *loc = conn->location;
-		PlainTarget *t = &plain->target;
-
 		/* the Location, made absolute against the request's URL */
-		if (pg_strncasecmp(loc, "http://", 7) == 0 ||
-			pg_strncasecmp(loc, "https://", 8) == 0)
-			req->redirect_url = MemoryContextStrdup(plain->cxt, loc);
-		else if (loc[0] == '/' && loc[1] == '/')
-			req->redirect_url = MemoryContextStrdup(plain->cxt,
-													psprintf("http:%s", loc));
-		else if (loc[0] == '/')
-			req->redirect_url = MemoryContextStrdup(plain->cxt,
-													psprintf("http://%s%s", conn->origin, loc));
-		else if (mfgsync_plain_accepts(plain, req->url))
-		{
-			const char *slash = strrchr(t->path, '/');
-			int			dirlen = slash ? (int) (slash - t->path) + 1 : 0;
+		CURLU	   *u = curl_url();
+		char	   *url = NULL;
 
-			req->redirect_url = MemoryContextStrdup(plain->cxt,
-													psprintf("http://%s%.*s%s", t->origin,
-															 dirlen, t->path, loc));
-		}
+		if (u != NULL &&
+			curl_url_set(u, CURLUPART_URL, req->url, 0) == CURLUE_OK &&
+			curl_url_set(u, CURLUPART_URL, conn->location, 0) == CURLUE_OK &&
+			curl_url_get(u, CURLUPART_URL, &url, 0) == CURLUE_OK)
+			req->redirect_url = MemoryContextStrdup(plain->cxt, url);
+		curl_free(url);
+		curl_url_cleanup(u);
 	}
 	if ((req->status == 429 || req->status == 503) && conn->retry_after != NULL)
 		req->retry_after_s = mfgsync_http_retry_after(conn->retry_after);
@@ -476,7 +478,6 @@ conn_resolve(MfgPlain *plain, PlainConn *conn, PlainTarget *t)
 	struct addrinfo *res = NULL;
 	Resolve    *r;
 	struct gaicb *list[1];
-	int			rc;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -508,7 +509,7 @@ conn_resolve(MfgPlain *plain, PlainConn *conn, PlainTarget *t)
 	conn->state = CONN_RESOLVING;
 	list[0] = &r->gai;
 	if (r->host == NULL || r->port == NULL ||
-		(rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL)) != 0)
+		getaddrinfo_a(GAI_NOWAIT, list, 1, NULL) != 0)
 	{
 		conn->resolve = NULL;
 		free_resolve(r);
@@ -529,13 +530,11 @@ conn_check_resolved(MfgPlain *plain, PlainConn *conn)
 	conn->resolve = NULL;
 	if (rc != 0)
 	{
-		char	   *host = pstrdup(r->host);
-
 		if (r->gai.ar_result != NULL)
 			freeaddrinfo(r->gai.ar_result);
-		free_resolve(r);
 		fail(plain, conn, CURLE_COULDNT_RESOLVE_HOST,
-			 "Could not resolve host: %s (%s)", host, gai_strerror(rc));
+			 "Could not resolve host: %s (%s)", r->host, gai_strerror(rc));
+		free_resolve(r);
 		return;
 	}
 	conn->addrs = r->gai.ar_result;
@@ -628,6 +627,22 @@ has_header(struct curl_slist *headers, const char *name)
 	return false;
 }
 
+/*
+ * May a kept-alive connection be reused?  One that has been idle for a
+ * while may have been closed by the server (idle timeout) or carry an
+ * answer nobody asked for (408) that the wait has not seen yet.
+ */
+static bool
+conn_still_open(PlainConn *conn, TimestampTz now)
+{
+	char		b;
+
+	if (now < TimestampTzPlusMilliseconds(conn->idle_since, PLAIN_CHECK_IDLE_MS))
+		return true;
+	return recv(conn->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+		(errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 /* fresh: on a new connection, not a kept-alive one */
 static void
 start(MfgPlain *plain, MfgHttpRequest *req, bool fresh)
@@ -635,20 +650,25 @@ start(MfgPlain *plain, MfgHttpRequest *req, bool fresh)
 	PlainTarget *t = &plain->target;
 	PlainConn  *conn = NULL;
 	struct curl_slist *h;
-	dlist_iter	it;
+	dlist_mutable_iter it;
+	TimestampTz now = GetCurrentTimestamp();
 
 	if (!mfgsync_plain_accepts(plain, req->url))
 		elog(ERROR, "mfgsync_plain_start called for an URL it does not accept");
 
-	dlist_foreach(it, &plain->conns)
+	dlist_foreach_modify(it, &plain->conns)
 	{
 		PlainConn  *c = dlist_container(PlainConn, node, it.cur);
 
-		if (!fresh && c->state == CONN_IDLE && strcmp(c->origin, t->origin) == 0)
+		if (fresh || c->state != CONN_IDLE || strcmp(c->origin, t->origin) != 0)
+			continue;
+		if (!conn_still_open(c, now))
 		{
-			conn = c;
-			break;
+			conn_close(plain, c);
+			continue;
 		}
+		conn = c;
+		break;
 	}
 	if (conn == NULL)
 	{
@@ -675,6 +695,9 @@ start(MfgPlain *plain, MfgHttpRequest *req, bool fresh)
 	req->conn = conn;
 	conn->in.len = 0;
 	conn->in_used = 0;
+	conn->scanned = 0;
+	conn->received = 0;
+	conn->head_bytes = 0;
 	conn->phase = READ_HEAD;
 	conn->got_head = false;
 	conn->close_after = false;
@@ -688,7 +711,7 @@ start(MfgPlain *plain, MfgHttpRequest *req, bool fresh)
 	/* the whole request in one buffer, for one send() */
 	resetStringInfo(&conn->out);
 	conn->out_sent = 0;
-	appendStringInfo(&conn->out, "POST %s HTTP/1.1\r\nHost: %s\r\n", t->path, t->origin);
+	appendStringInfo(&conn->out, "POST %s HTTP/1.1\r\nHost: %s\r\n", t->path, t->host_header);
 	/* defaults, unless the endpoint sets them (as libcurl does) */
 	if (!has_header(req->headers, "user-agent"))
 		appendStringInfoString(&conn->out, "User-Agent: mfgsync/" MFGSYNC_VERSION "\r\n");
@@ -794,6 +817,44 @@ header_value(const char *line, int len, const char *name)
 	return line;
 }
 
+/* does the comma-separated header value v list token (any case)? */
+static bool
+has_token(const char *v, const char *token)
+{
+	size_t		len = strlen(token);
+
+	while (*v)
+	{
+		size_t		n;
+
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		n = strcspn(v, ",");
+		while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+			n--;
+		if (n == len && pg_strncasecmp(v, token, len) == 0)
+			return true;
+		v += strcspn(v, ",");
+	}
+	return false;
+}
+
+/* is token the last one of the comma-separated header value v? */
+static bool
+last_token_is(const char *v, const char *token)
+{
+	const char *last = strrchr(v, ',');
+	size_t		n;
+
+	last = last ? last + 1 : v;
+	while (*last == ' ' || *last == '\t')
+		last++;
+	n = strlen(last);
+	while (n > 0 && (last[n - 1] == ' ' || last[n - 1] == '\t'))
+		n--;
+	return n == strlen(token) && pg_strncasecmp(last, token, n) == 0;
+}
+
 /*
  * Parse the status line and headers once all of them are in; false when
  * more bytes are needed.  The caller has checked for the empty line.
@@ -807,6 +868,8 @@ parse_head(MfgPlain *plain, PlainConn *conn, char **error)
 	int			minor;
 	int			status;
 	bool		chunked = false;
+	bool		saw_close = false;
+	bool		keep_alive = false;
 	int64		length = -1;
 
 	line = next_line(conn, &len);
@@ -825,7 +888,6 @@ parse_head(MfgPlain *plain, PlainConn *conn, char **error)
 	}
 	minor = line[7] - '0';
 	status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
-	conn->close_after = minor == 0;
 	while ((line = next_line(conn, &len)) != NULL && len > 0)
 	{
 		const char *v;
@@ -844,13 +906,13 @@ parse_head(MfgPlain *plain, PlainConn *conn, char **error)
 			}
 		}
 		else if ((v = header_value(line, len, "transfer-encoding")) != NULL)
-			chunked = strstr(v, "chunked") != NULL;
+			chunked = last_token_is(v, "chunked");
 		else if ((v = header_value(line, len, "connection")) != NULL)
 		{
-			if (pg_strncasecmp(v, "close", 5) == 0)
-				conn->close_after = true;
-			else if (pg_strncasecmp(v, "keep-alive", 10) == 0)
-				conn->close_after = false;
+			if (has_token(v, "close"))
+				saw_close = true;
+			else if (has_token(v, "keep-alive"))
+				keep_alive = true;
 		}
 		else if ((v = header_value(line, len, "location")) != NULL)
 		{
@@ -865,6 +927,9 @@ parse_head(MfgPlain *plain, PlainConn *conn, char **error)
 			conn->retry_after = MemoryContextStrdup(plain->cxt, v);
 		}
 	}
+
+	/* HTTP/1.0 closes unless asked not to; "close" always closes */
+	conn->close_after = saw_close || (minor == 0 && !keep_alive);
 
 	if (status < 200)
 	{
@@ -918,11 +983,15 @@ parse_answer(MfgPlain *plain, PlainConn *conn, char **error, bool *cut)
 		{
 			case READ_HEAD:
 				{
-					/* wait for the empty line that ends the headers */
-					int			from = Max(0, conn->in_used);
-					char	   *s = conn->in.data + from;
+					/*
+					 * Wait for the empty line that ends the headers; what was
+					 * searched already is not searched again (but for the
+					 * last two bytes, which may start the terminator).
+					 */
+					char	   *s = p + Max(0, conn->scanned - 2);
 					char	   *end = conn->in.data + conn->in.len;
 					bool		complete = false;
+					int			before = conn->in_used;
 
 					for (; s + 1 < end; s++)
 						if (s[0] == '\n' && (s[1] == '\n' ||
@@ -931,15 +1000,28 @@ parse_answer(MfgPlain *plain, PlainConn *conn, char **error, bool *cut)
 							complete = true;
 							break;
 						}
+					/* every head of the answer counts, interim ones too */
+					if (conn->head_bytes + avail > PLAIN_MAX_HEAD_BYTES && !complete)
+					{
+						*error = psprintf("Header section from %s larger than %d bytes",
+										  conn->origin, PLAIN_MAX_HEAD_BYTES);
+						return false;
+					}
 					if (!complete)
 					{
-						if (avail > PLAIN_MAX_HEAD_BYTES)
-							*error = psprintf("Header section from %s larger than %d bytes",
-											  conn->origin, PLAIN_MAX_HEAD_BYTES);
+						conn->scanned = avail;
 						return false;
 					}
 					if (!parse_head(plain, conn, error))
 						return false;
+					conn->scanned = 0;
+					conn->head_bytes += conn->in_used - before;
+					if (conn->head_bytes > PLAIN_MAX_HEAD_BYTES)
+					{
+						*error = psprintf("Header section from %s larger than %d bytes",
+										  conn->origin, PLAIN_MAX_HEAD_BYTES);
+						return false;
+					}
 					break;
 				}
 			case READ_LENGTH:
@@ -968,10 +1050,17 @@ parse_answer(MfgPlain *plain, PlainConn *conn, char **error, bool *cut)
 					char	   *end;
 
 					if ((line = next_line(conn, &len)) == NULL)
+					{
+						if (avail > PLAIN_MAX_LINE_BYTES)
+							*error = psprintf("Invalid chunk size from %s", conn->origin);
 						return false;
+					}
+					/* hex digits, then the end, an extension or blanks */
 					errno = 0;
-					conn->remaining = strtoll(line, &end, 16);
-					if (errno != 0 || end == line || conn->remaining < 0)
+					conn->remaining = len > 0 && isxdigit((unsigned char) line[0]) ?
+						strtoll(line, &end, 16) : -1;
+					if (errno != 0 || conn->remaining < 0 || end > line + len ||
+						(end < line + len && *end != ';' && *end != ' ' && *end != '\t'))
 					{
 						*error = psprintf("Invalid chunk size from %s", conn->origin);
 						return false;
@@ -998,7 +1087,11 @@ parse_answer(MfgPlain *plain, PlainConn *conn, char **error, bool *cut)
 				}
 			case READ_CHUNK_END:
 				if ((line = next_line(conn, &len)) == NULL)
+				{
+					if (avail > 2)
+						*error = psprintf("Invalid chunk end from %s", conn->origin);
 					return false;
+				}
 				if (len != 0)
 				{
 					*error = psprintf("Invalid chunk end from %s", conn->origin);
@@ -1007,11 +1100,26 @@ parse_answer(MfgPlain *plain, PlainConn *conn, char **error, bool *cut)
 				conn->phase = READ_CHUNK_SIZE;
 				break;
 			case READ_TRAILER:
-				if ((line = next_line(conn, &len)) == NULL)
-					return false;
-				if (len == 0)
-					return true;
-				break;
+				{
+					int			before = conn->in_used;
+
+					line = next_line(conn, &len);
+					conn->head_bytes += line ? conn->in_used - before : avail;
+					if (conn->head_bytes > PLAIN_MAX_HEAD_BYTES)
+					{
+						*error = psprintf("Trailer section from %s larger than %d bytes",
+										  conn->origin, PLAIN_MAX_HEAD_BYTES);
+						return false;
+					}
+					if (line == NULL)
+					{
+						conn->head_bytes -= avail;	/* counted again next time */
+						return false;
+					}
+					if (len == 0)
+						return true;
+					break;
+				}
 		}
 	}
 }
@@ -1024,6 +1132,15 @@ conn_receive(MfgPlain *plain, PlainConn *conn)
 	char	   *error = NULL;
 	bool		cut = false;
 
+	/* drop what has been parsed: the buffer holds one unparsed tail */
+	if (conn->in_used > 0)
+	{
+		memmove(conn->in.data, conn->in.data + conn->in_used,
+				conn->in.len - conn->in_used);
+		conn->in.len -= conn->in_used;
+		conn->in.data[conn->in.len] = '\0';
+		conn->in_used = 0;
+	}
 	enlargeStringInfo(&conn->in, PLAIN_READ_BYTES);
 	n = recv(conn->fd, conn->in.data + conn->in.len,
 			 conn->in.maxlen - conn->in.len - 1, 0);
@@ -1053,7 +1170,7 @@ conn_receive(MfgPlain *plain, PlainConn *conn)
 		}
 		else if (!resend(plain, conn))
 		{
-			if (conn->in.len == 0)
+			if (conn->received == 0)
 				fail(plain, conn, CURLE_GOT_NOTHING, "Empty reply from %s",
 					 conn->origin);
 			else
@@ -1065,6 +1182,7 @@ conn_receive(MfgPlain *plain, PlainConn *conn)
 	}
 	conn->in.len += n;
 	conn->in.data[conn->in.len] = '\0';
+	conn->received += n;
 
 	if (parse_answer(plain, conn, &error, &cut))
 	{
@@ -1085,12 +1203,6 @@ conn_receive(MfgPlain *plain, PlainConn *conn)
 	{
 		fail(plain, conn, CURLE_WEIRD_SERVER_REPLY, "%s", error);
 		pfree(error);
-	}
-	else if (conn->got_head && conn->in_used == conn->in.len)
-	{
-		/* all of it parsed: the buffer starts over */
-		conn->in.len = 0;
-		conn->in_used = 0;
 	}
 }
 
@@ -1131,8 +1243,9 @@ mfgsync_plain_timeout(MfgPlain *plain, TimestampTz now)
 	dlist_iter	it;
 	long		ms;
 
+	/* lookups given up on are reaped now and then */
 	if (plain->zombies != NIL)
-		return PLAIN_RESOLVE_POLL_MS;
+		next = TimestampTzPlusMilliseconds(now, PLAIN_ZOMBIE_POLL_MS);
 	dlist_foreach(it, &plain->conns)
 	{
 		PlainConn  *conn = dlist_container(PlainConn, node, it.cur);
@@ -1205,8 +1318,8 @@ mfgsync_plain_check_timers(MfgPlain *plain)
 		if (now >= TimestampTzPlusMilliseconds(req->started, req->timeout_ms))
 		{
 			fail(plain, conn, CURLE_OPERATION_TIMEDOUT,
-				 "Operation timed out after %ld milliseconds with %d bytes received",
-				 req->timeout_ms, conn->in.len);
+				 "Operation timed out after %ld milliseconds with " INT64_FORMAT " bytes received from %s",
+				 req->timeout_ms, conn->received, conn->origin);
 			continue;
 		}
 		if (conn->state == CONN_RESOLVING)

@@ -27,11 +27,24 @@ sub sql { return $node->safe_psql('postgres', $_[0]); }
 my %answer = (
 	# 500 with a chunked body, a chunk extension and a trailer
 	'/chunked' => sub {
-		return "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n"
+		return "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: Chunked\r\n\r\n"
 		  . "9;note=1\r\nchunk-one\r\n9\r\nchunk-two\r\n0\r\nX-Trailer: t\r\n\r\n";
 	},
-	# 204, then the server closes the connection as it said
-	'/close' => sub { return ("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", 'close'); },
+	# 204 with "close" among the Connection tokens; the server keeps the
+	# connection open, so a client that reused it would show as n = 2
+	'/close' => sub { return "HTTP/1.1 204 No Content\r\nConnection: keep-alive, close\r\n\r\n"; },
+	# part of the body, then the server closes
+	'/partial' => sub { return ("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 'close'); },
+	# a redirect to another scheme is not made a path of this server
+	'/ftp' => sub {
+		return "HTTP/1.1 307 Temporary Redirect\r\nLocation: ftp://files.invalid/f\r\nContent-Length: 0\r\n\r\n";
+	},
+	# interim answers without end: the head limit counts them all
+	'/interim-flood' => sub { return ("HTTP/1.1 103 Early Hints\r\n\r\n" x 2500, 'hang'); },
+	# an empty chunk-size line
+	'/badchunk' => sub {
+		return "HTTP/1.1 500 X\r\nTransfer-Encoding: chunked\r\n\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+	},
 	# the first request of a connection is answered; the next one finds
 	# the connection closed (the race of a kept-alive connection that the
 	# server times out just as the client reuses it)
@@ -94,7 +107,12 @@ my %endpoints = (
 	continue => [ "http://127.0.0.1:$server_continue->{port}/continue?plant=lyon",
 		{ concurrency => 1 } ],
 	split => [ "$base/split", { max_attempts => 1 } ],
-	relative => [ "$base/dir/relative", { follow_redirects => JSON::PP::true } ],
+	relative => [ "$base/dir/relative?next=/a/b", { follow_redirects => JSON::PP::true } ],
+	ftp => [ "$base/ftp", { follow_redirects => JSON::PP::true, client_error_attempts => 1 } ],
+	partial => [ "$base/partial", { max_attempts => 1 } ],
+	flood => [ "$base/interim-flood", { max_attempts => 1, timeout_ms => 20000 } ],
+	badchunk => [ "$base/badchunk", { max_attempts => 1 } ],
+	refused => [ 'http://127.0.0.1:1/', { max_attempts => 1 } ],
 	named => [ "http://localhost:$port/named", {} ],
 );
 for my $name (sort keys %endpoints)
@@ -199,6 +217,8 @@ ok(scalar(grep { $_->{n} == 2 } @stale) >= 1,
 	'the client did reuse a connection the server then dropped');
 
 ok(settled('relative', 3, 0), 'a relative redirect is followed');
+is(scalar(grep { $_->{target} =~ m{^/dir/relative\?next=/a/b$} } requests_to('/dir/relative')), 3,
+	'(from a URL whose query has slashes)');
 my @moved = requests_to('/dir/moved');
 is(scalar(@moved), 3, 'to the Location resolved against the request path');
 is($moved[0]{target}, '/dir/moved?x=1', 'with its query');
@@ -206,6 +226,31 @@ is($moved[0]{target}, '/dir/moved?x=1', 'with its query');
 ok(settled('named', 3, 0), 'a host name (localhost) is resolved and connected to');
 like((requests_to('/named'))[0]{head}, qr/^Host: localhost:$port\r?$/m,
 	'Host header with the name');
+
+# ---------------------------------------------------------------------
+# failures are named
+# ---------------------------------------------------------------------
+ok(settled('ftp', 0, 3), 'a redirect to ftp: dead letters');
+is_deeply([ last_errors('ftp') ], ['307 HTTP 307: redirect to ftp://files.invalid/f not followed'],
+	'the Location is kept as it is, not made a path of this server');
+
+ok(settled('partial', 0, 3), 'part of an answer, then the server closes: dead letters');
+is_deeply([ last_errors('partial') ],
+	[" Connection to 127.0.0.1:$port closed before the answer was complete"],
+	'named as an incomplete answer, not an empty one');
+
+ok(settled('flood', 0, 3), 'endless interim answers: dead letters');
+is_deeply([ last_errors('flood') ],
+	[" Header section from 127.0.0.1:$port larger than 65536 bytes"],
+	'the head limit counts interim heads');
+
+ok(settled('badchunk', 0, 3), 'an empty chunk-size line: dead letters');
+is_deeply([ last_errors('badchunk') ], [" Invalid chunk size from 127.0.0.1:$port"],
+	'a malformed chunk size is an error');
+
+ok(settled('refused', 0, 3), 'a refused connection: dead letters');
+is_deeply([ last_errors('refused') ], [' Failed to connect to 127.0.0.1:1: Connection refused'],
+	'the error names the address');
 
 # nothing went wrong in the server
 my $serverlog = slurp_file($node->logfile);

@@ -13,6 +13,7 @@
 #      concurrency (the plain-HTTP-client baseline);
 #   1. one event per request: $EVENTS events committed at once, time from
 #      the commit until the endpoint's delivered counter reaches them;
+#      0 and 1 alternate $ROUNDS times and their medians are compared;
 #   2. CloudEvents batches of 100: the same with $BATCH_EVENTS events;
 #   3. latency commit -> received at a steady 1,000 events/s (pgbench -R):
 #      a second nginx server logs each request's arrival time and webhook-id
@@ -31,6 +32,8 @@
 set -Eeuo pipefail
 
 EVENTS=${EVENTS:-100000}
+# rounds of the ceiling and of one event per request (medians compared)
+ROUNDS=${ROUNDS:-3}
 BATCH_EVENTS=${BATCH_EVENTS:-500000}
 BACKLOG=${BACKLOG:-1000000}
 LATENCY_SECONDS=${LATENCY_SECONDS:-20}
@@ -126,9 +129,18 @@ f:close()
 LUA
 msg "event body: ${#BODY} bytes"
 
-WRK_RPS=$(wrk -t 1 -c "$CONCURRENCY" -d 10s -s "$NGINX_DIR/post.lua" \
-    "http://127.0.0.1:$NGINX_PORT/hook" | awk '/Requests\/sec/ {print int($2)}')
-msg "receiver ceiling (wrk, $CONCURRENCY connections): $WRK_RPS requests/s"
+# the receiver's ceiling, measured again before each round of step 1
+ceiling()
+{
+    wrk -t 1 -c "$CONCURRENCY" -d 10s -s "$NGINX_DIR/post.lua" \
+        "http://127.0.0.1:$NGINX_PORT/hook" | awk '/Requests\/sec/ {print int($2)}'
+}
+
+# the median of the arguments
+median()
+{
+    printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
+}
 
 
 # Waiting is done by the server, in the session that committed the events:
@@ -154,14 +166,15 @@ sql "CREATE FUNCTION bench_delivered(ep text) RETURNS bigint LANGUAGE sql AS \$\
          RETURN round(extract(epoch FROM clock_timestamp() - t0) * 1000);
      END \$\$" >/dev/null
 
-# deliver EP N: commit N events at once to endpoint EP, wait until delivered;
-# prints the milliseconds from the commit to the last 2xx recorded
+# deliver EP N [PREFIX]: commit N events at once to endpoint EP (new
+# orders PREFIX1 ... PREFIXN), wait until delivered; prints the milliseconds
+# from the commit to the last 2xx recorded
 deliver()
 {
     "${PSQL[@]}" <<SQL
 SELECT bench_delivered('$1') AS base \\gset
 INSERT INTO production_order
-SELECT 'PO-' || g, 'P-' || g % 100, 'M-' || g % 10, now(), now() + interval '8 hours', g
+SELECT '${3:-PO-}' || g, 'P-' || g % 100, 'M-' || g % 10, now(), now() + interval '8 hours', g
   FROM generate_series(1, $2) g
 ON CONFLICT (order_code) DO UPDATE SET quantity = production_order.quantity + 1;
 SELECT bench_wait('$1', :base + $2);
@@ -175,11 +188,23 @@ endpoint()
          SELECT mfgsync.subscribe('$1', ARRAY['ProductionOrder'])" >/dev/null
 }
 
-# 1. one event per request
+# 0. and 1., interleaved: ROUNDS times the ceiling (wrk, 10 s), then one
+# event per request for EVENTS new orders; the medians are compared
 endpoint single "$NGINX_PORT" "{\"concurrency\": $CONCURRENCY, \"workers\": $WORKERS}"
-ms=$(deliver single "$EVENTS")
-SINGLE_RATE=$((EVENTS * 1000 / ms))
-msg "one event per request (workers $WORKERS, $CONCURRENCY connections in all): $EVENTS events in $ms ms = $SINGLE_RATE events/s ($((SINGLE_RATE * 100 / WRK_RPS))% of wrk)"
+wrk_rates=()
+single_rates=()
+for round in $(seq 1 "$ROUNDS"); do
+    w=$(ceiling)
+    ms=$(deliver single "$EVENTS" "R$round-")
+    r=$((EVENTS * 1000 / ms))
+    msg "round $round: receiver ceiling (wrk, $CONCURRENCY connections) $w requests/s; one event per request (workers $WORKERS): $EVENTS events in $ms ms = $r events/s ($((r * 100 / w))%)"
+    wrk_rates+=("$w")
+    single_rates+=("$r")
+done
+WRK_RPS=$(median "${wrk_rates[@]}")
+SINGLE_RATE=$(median "${single_rates[@]}")
+msg "receiver ceiling (wrk, $CONCURRENCY connections), median of $ROUNDS: $WRK_RPS requests/s"
+msg "one event per request (workers $WORKERS, $CONCURRENCY connections in all), median of $ROUNDS: $SINGLE_RATE events/s ($((SINGLE_RATE * 100 / WRK_RPS))% of wrk)"
 sql "SELECT mfgsync.drop_endpoint('single')" >/dev/null
 
 # 2. CloudEvents batches of 100

@@ -9,7 +9,6 @@
 # padding (see 003_valgrind.pl for what memcheck sees in Debian's build).
 use strict;
 use warnings;
-use File::Basename;
 use FindBin;
 use lib $FindBin::RealBin;
 use IPC::Run;
@@ -86,7 +85,6 @@ ok(wait_until(
 
 sub sql { return $node->safe_psql('postgres', $_[0], timeout => 300); }
 
-my $json = JSON::PP->new->canonical;
 my $base = "http://127.0.0.1:$port";
 my %endpoints = (
 	ok => [ "$base/ok", { concurrency => 1 }, 3, 0 ],
@@ -102,17 +100,7 @@ my %endpoints = (
 	hang => [ "$base/hang", { max_attempts => 1, timeout_ms => 1000 }, 0, 3 ],
 );
 sql('CREATE EXTENSION mfgsync');
-for my $name (sort keys %endpoints)
-{
-	my ($url, $opts) = @{ $endpoints{$name} };
-	my $type = ucfirst($name) . 'Order';
-	sql(qq{CREATE TABLE ${name}_order (order_code text PRIMARY KEY, quantity numeric);
-		SELECT mfgsync.track('${name}_order', '$type');
-		SELECT mfgsync.create_endpoint('$name', '$url', 'webhook', '} . $json->encode($opts) . qq{');
-		SELECT mfgsync.subscribe('$name', '{$type}');});
-}
-sql(join '', map { "INSERT INTO ${_}_order SELECT 'O-' || g, g FROM generate_series(1, 3) g;" }
-	  sort keys %endpoints);
+endpoint_per_table($node, \%endpoints);
 
 my $want = join "\n", map { "$_ $endpoints{$_}[2] $endpoints{$_}[3]" } sort keys %endpoints;
 my $got;
@@ -130,44 +118,19 @@ system('pg_ctl', '-D', $node->data_dir, '-m', 'fast', '-w', 'stop') == 0
   or diag('pg_ctl stop failed');
 $postmaster->finish;
 
-# split the logs into error reports and judge each one
-my @reports;
 my @logs = glob($node->basedir . '/memcheck.*.log');
 ok(@logs >= 4, 'memcheck followed the postmaster, the launcher, the sender and the backends')
   or diag(scalar(@logs) . ' memcheck logs');
-for my $f (@logs)
-{
-	push @reports, split /\n==\d+== \n/, slurp_file($f);
-}
-my @errors = grep { /==\d+== (Invalid|Conditional|Use of|Syscall|Mismatched|Source and destination)/ } @reports;
-
-# ours: a frame of mfgsync's code comes before the first frame of
-# PostgreSQL's (a PostgreSQL function called by ours that errs is
-# PostgreSQL's report, e.g. writing the relcache init file for a worker)
-my @sources = map { basename($_) } glob("$FindBin::RealBin/../../src/*.c");
-my $our_frame = join '|', 'mfgsync\.so', map { quotemeta($_) . ':\d+' } @sources;
-sub is_ours
-{
-	my ($report) = @_;
-	for my $frame ($report =~ /^==\d+==\s+(?:at|by) 0x[0-9A-F]+: (.*)$/mg)
-	{
-		return 1 if $frame =~ /$our_frame/;
-		return 0 if $frame =~ m{bin/postgres|plpgsql\.so};
-	}
-	return 0;
-}
-my @ours = grep { is_ours($_) } @errors;
-# PostgreSQL's own known reports in Debian's build (no USE_VALGRIND):
-# uninitialised padding written to WAL and to the relcache init file, and
-# the regex cache's memmove that _FORTIFY_SOURCE routes to __memcpy_chk
-my @other = grep {
-	!/Syscall param pwrite64\(buf\) points to uninitialised byte\(s\).*XLog/s
-	  && !/Syscall param write\(buf\) points to uninitialised byte\(s\).*RelationCacheInitializePhase3/s
-	  && !/Source and destination overlap in memcpy_chk.*RE_compile_and_cache/s
-} @errors;
-is(scalar(@ours), 0, 'no memcheck error in mfgsync\'s code')
-  or diag(join("\n----\n", @ours));
-is(scalar(@other), 0, 'no memcheck error other than PostgreSQL\'s known ones')
-  or diag(join("\n----\n", @other));
+# PostgreSQL's own: uninitialised padding written to WAL and to the
+# relcache init file, and the regex cache's memmove that _FORTIFY_SOURCE
+# routes to __memcpy_chk
+my ($ours, $other) = memcheck_judge(\@logs,
+	qr/Syscall param pwrite64\(buf\) points to uninitialised byte\(s\).*XLog/s,
+	qr/Syscall param write\(buf\) points to uninitialised byte\(s\).*RelationCacheInitializePhase3/s,
+	qr/Source and destination overlap in memcpy_chk.*RE_compile_and_cache/s);
+is(scalar(@$ours), 0, 'no memcheck error in mfgsync\'s code')
+  or diag(join("\n----\n", @$ours));
+is(scalar(@$other), 0, 'no memcheck error other than PostgreSQL\'s known ones')
+  or diag(join("\n----\n", @$other));
 
 done_testing();

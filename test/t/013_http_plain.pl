@@ -115,19 +115,7 @@ my %endpoints = (
 	refused => [ 'http://127.0.0.1:1/', { max_attempts => 1 } ],
 	named => [ "http://localhost:$port/named", {} ],
 );
-for my $name (sort keys %endpoints)
-{
-	my ($url, $opts) = @{ $endpoints{$name} };
-	my $type = ucfirst($name) . 'Order';
-	sql(qq{CREATE TABLE ${name}_order (order_code text PRIMARY KEY, quantity numeric);
-		SELECT mfgsync.track('${name}_order', '$type');
-		SELECT mfgsync.create_endpoint('$name', '$url', 'webhook', '} . $json->encode($opts) . qq{');
-		SELECT mfgsync.subscribe('$name', '{$type}');});
-}
-
-# three events each, in one transaction
-sql(join '', map { "INSERT INTO ${_}_order SELECT 'O-' || g, g FROM generate_series(1, 3) g;" }
-	  sort keys %endpoints);
+endpoint_per_table($node, \%endpoints);
 
 sub settled
 {

@@ -19,7 +19,7 @@ use Time::HiRes qw(usleep time);
 our @EXPORT = qw(mfg_cluster start_receiver stop_receiver receiver_log
   receiver_url wait_until per_key_order_ok start_receiver_on_port
   start_file_server tail_new tail_read start_http_script stop_http_script
-  http_script_log);
+  http_script_log endpoint_per_table memcheck_judge);
 
 my @started;
 my $receiver_py = File::Spec->rel2abs(dirname(__FILE__) . '/../receiver.py');
@@ -235,6 +235,62 @@ sub http_script_log
 	}
 	close $fh;
 	return @r;
+}
+
+# endpoint_per_table(node, \%endpoints): for each name => [url, options],
+# a table <name>_order tracked as message type <Name>Order and an endpoint
+# <name> on url subscribed to it; then three orders in each table, all in
+# one transaction
+sub endpoint_per_table
+{
+	my ($node, $endpoints) = @_;
+	my $json = JSON::PP->new->canonical;
+	for my $name (sort keys %$endpoints)
+	{
+		my ($url, $opts) = @{ $endpoints->{$name} };
+		my $type = ucfirst($name) . 'Order';
+		$node->safe_psql('postgres', qq{
+			CREATE TABLE ${name}_order (order_code text PRIMARY KEY, quantity numeric);
+			SELECT mfgsync.track('${name}_order', '$type');
+			SELECT mfgsync.create_endpoint('$name', '$url', 'webhook', '}
+			  . $json->encode($opts) . qq{');
+			SELECT mfgsync.subscribe('$name', '{$type}');}, timeout => 300);
+	}
+	$node->safe_psql('postgres',
+		join('', map { "INSERT INTO ${_}_order SELECT 'O-' || g, g FROM generate_series(1, 3) g;" }
+			  sort keys %$endpoints), timeout => 300);
+	return;
+}
+
+# memcheck_judge(\@logs, @known): the error reports in valgrind logs, as
+# (\@ours, \@other).  Ours: a frame of mfgsync's code (mfgsync.so, or a
+# file of src/ with its line) comes before the first frame of PostgreSQL's;
+# a PostgreSQL function erring when called by ours is PostgreSQL's report.
+# Other: every report that matches none of the regexps in @known
+# (PostgreSQL's own known reports in Debian's build, which has no
+# USE_VALGRIND).
+sub memcheck_judge
+{
+	my ($logs, @known) = @_;
+	my @sources = map { basename($_) } glob(dirname(__FILE__) . '/../../src/*.c');
+	my $our_frame = join '|', 'mfgsync\.so', map { quotemeta($_) . ':\d+' } @sources;
+	my (@ours, @other);
+	for my $report (map { split /\n==\d+== \n/, PostgreSQL::Test::Utils::slurp_file($_) } @$logs)
+	{
+		next unless $report =~
+		  /==\d+== (Invalid|Conditional|Use of|Syscall|Mismatched|Source and destination)/;
+		for my $frame ($report =~ /^==\d+==\s+(?:at|by) 0x[0-9A-F]+: (.*)$/mg)
+		{
+			if ($frame =~ /$our_frame/)
+			{
+				push @ours, $report;
+				last;
+			}
+			last if $frame =~ m{bin/postgres|plpgsql\.so};
+		}
+		push @other, $report unless grep { $report =~ $_ } @known;
+	}
+	return (\@ours, \@other);
 }
 
 # receiver_log(r): every request so far, as hashes (see test/receiver.py)

@@ -119,6 +119,22 @@ write_callback(char *data, size_t size, size_t nmemb, void *userp)
 	return len;
 }
 
+/* a request without a transport yet, in the client's context */
+static MfgHttpRequest *
+new_request(MfgHttp *http, const MfgHttpOptions *opts)
+{
+	MfgHttpRequest *req;
+	MemoryContext oldcxt = MemoryContextSwitchTo(http->cxt);
+
+	req = palloc0(sizeof(MfgHttpRequest));
+	initStringInfo(&req->body);
+	initStringInfo(&req->response);
+	req->max_response_bytes = opts->max_response_bytes;
+	req->retry_after_s = -1;
+	MemoryContextSwitchTo(oldcxt);
+	return req;
+}
+
 /* release what a request holds besides its libcurl handle */
 static void
 free_request(MfgHttpRequest *req)
@@ -177,15 +193,7 @@ mfgsync_http_create(MemoryContext cxt)
 MfgHttpRequest *
 mfgsync_http_request(MfgHttp *http, const char *url, const MfgHttpOptions *opts)
 {
-	MfgHttpRequest *req;
-	MemoryContext oldcxt = MemoryContextSwitchTo(http->cxt);
-
-	req = palloc0(sizeof(MfgHttpRequest));
-	initStringInfo(&req->body);
-	initStringInfo(&req->response);
-	req->max_response_bytes = opts->max_response_bytes;
-	req->retry_after_s = -1;
-	MemoryContextSwitchTo(oldcxt);
+	MfgHttpRequest *req = new_request(http, opts);
 
 	if (http->nidle > 0)
 	{
@@ -230,21 +238,14 @@ MfgHttpRequest *
 mfgsync_http_post_request(MfgHttp *http, const char *url, const MfgHttpOptions *opts)
 {
 	MfgHttpRequest *req;
-	MemoryContext oldcxt;
 
 	if (!mfgsync_plain_accepts(http->plain, url))
 		return mfgsync_http_request(http, url, opts);
 
-	oldcxt = MemoryContextSwitchTo(http->cxt);
-	req = palloc0(sizeof(MfgHttpRequest));
-	initStringInfo(&req->body);
-	initStringInfo(&req->response);
-	req->max_response_bytes = opts->max_response_bytes;
-	req->retry_after_s = -1;
-	req->url = pstrdup(url);
+	req = new_request(http, opts);
+	req->url = MemoryContextStrdup(http->cxt, url);
 	req->timeout_ms = opts->timeout_ms;
 	req->connect_timeout_ms = opts->connect_timeout_ms;
-	MemoryContextSwitchTo(oldcxt);
 	return req;
 }
 

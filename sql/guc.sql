@@ -8,6 +8,7 @@ SELECT name, setting, unit, context, vartype, min_val, max_val
 SET mfgsync.database = 'other';
 SET mfgsync.max_workers = 2;
 SET mfgsync.batch_size = 10;
+SET mfgsync.http_client = 'libcurl';
 
 -- a superuser may shorten mfgsync.retention for a retire() by hand
 SET mfgsync.retention = '1h';

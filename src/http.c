@@ -231,15 +231,17 @@ mfgsync_http_request(MfgHttp *http, const char *url, const MfgHttpOptions *opts)
 /*
  * mfgsync_http_post_request
  *		A POST request to url, like mfgsync_http_request(); for an http://
- *		URL it is made by the plain HTTP/1.1 client, so the caller must not
- *		touch req->easy.
+ *		URL it is made by the plain HTTP/1.1 client unless
+ *		mfgsync.http_client says libcurl, so the caller must not touch
+ *		req->easy.
  */
 MfgHttpRequest *
 mfgsync_http_post_request(MfgHttp *http, const char *url, const MfgHttpOptions *opts)
 {
 	MfgHttpRequest *req;
 
-	if (!mfgsync_plain_accepts(http->plain, url))
+	if (mfgsync_http_client == MFG_HTTP_CLIENT_LIBCURL ||
+		!mfgsync_plain_accepts(http->plain, url))
 		return mfgsync_http_request(http, url, opts);
 
 	req = new_request(http, opts);

@@ -20,6 +20,15 @@
 
 typedef struct MfgHttp MfgHttp;
 
+/* mfgsync.http_client */
+typedef enum MfgHttpClient
+{
+	MFG_HTTP_CLIENT_BUILTIN,
+	MFG_HTTP_CLIENT_LIBCURL
+} MfgHttpClient;
+
+extern int	mfgsync_http_client;
+
 /* how one request is made */
 typedef struct MfgHttpOptions
 {

@@ -14,6 +14,7 @@
 #   1. one event per request: $EVENTS events committed at once, time from
 #      the commit until the endpoint's delivered counter reaches them;
 #      0 and 1 alternate $ROUNDS times and their medians are compared;
+#      then once through libcurl (mfgsync.http_client = libcurl);
 #   2. CloudEvents batches of 100: the same with $BATCH_EVENTS events;
 #   3. latency commit -> received at a steady 1,000 events/s (pgbench -R):
 #      a second nginx server logs each request's arrival time and webhook-id
@@ -205,6 +206,17 @@ WRK_RPS=$(median "${wrk_rates[@]}")
 SINGLE_RATE=$(median "${single_rates[@]}")
 msg "receiver ceiling (wrk, $CONCURRENCY connections), median of $ROUNDS: $WRK_RPS requests/s"
 msg "one event per request (workers $WORKERS, $CONCURRENCY connections in all), median of $ROUNDS: $SINGLE_RATE events/s ($((SINGLE_RATE * 100 / WRK_RPS))% of wrk)"
+
+# 1b. the same once through libcurl (mfgsync.http_client = libcurl), the
+# client https:// endpoints use; a session started after the reload sees
+# the new value, so the postmaster has signalled the senders by then
+sql "ALTER SYSTEM SET mfgsync.http_client = 'libcurl'; SELECT pg_reload_conf()" >/dev/null
+[ "$(sql "SELECT current_setting('mfgsync.http_client')")" = libcurl ] ||
+    die "mfgsync.http_client was not reloaded"
+ms=$(deliver single "$EVENTS" "C-")
+CURL_RATE=$((EVENTS * 1000 / ms))
+msg "one event per request through libcurl (mfgsync.http_client = libcurl), once: $EVENTS events in $ms ms = $CURL_RATE events/s ($((CURL_RATE * 100 / WRK_RPS))% of the median wrk)"
+sql "ALTER SYSTEM RESET mfgsync.http_client; SELECT pg_reload_conf()" >/dev/null
 sql "SELECT mfgsync.drop_endpoint('single')" >/dev/null
 
 # 2. CloudEvents batches of 100
@@ -310,6 +322,7 @@ echo "| figure | value | target |"
 echo "| --- | --- | --- |"
 echo "| receiver ceiling (wrk, $CONCURRENCY connections) | $WRK_RPS req/s | |"
 echo "| one event per request, workers $WORKERS, $CONCURRENCY connections | $SINGLE_RATE events/s ($((SINGLE_RATE * 100 / WRK_RPS))% of wrk) | >= 10,000/s and >= 50% |"
+echo "| the same through libcurl, once | $CURL_RATE events/s ($((CURL_RATE * 100 / WRK_RPS))% of wrk) | (comparison) |"
 echo "| CloudEvents batches of 100 | $BATCH_RATE events/s | >= 50,000/s |"
 echo "| latency at 1,000 events/s, workers $LATENCY_WORKERS | p50 $LAT_P50 ms, p99 $LAT_P99 ms | p50 <= 5, p99 <= 50 |"
 echo "| backlog $BACKLOG: drain rate first / last tenth | $FIRST_RATE / $LAST_RATE events/s | flat |"

@@ -240,6 +240,20 @@ ok(settled('refused', 0, 3), 'a refused connection: dead letters');
 is_deeply([ last_errors('refused') ], [' Failed to connect to 127.0.0.1:1: Connection refused'],
 	'the error names the address');
 
+# ---------------------------------------------------------------------
+# mfgsync.http_client = libcurl: http:// endpoints go through libcurl
+# ---------------------------------------------------------------------
+$node->append_conf('postgresql.conf', "mfgsync.http_client = 'libcurl'");
+$node->reload;
+endpoint_per_table($node, {
+	curl_refused => [ 'http://127.0.0.1:1/', { max_attempts => 3, retry_initial_ms => 100 } ],
+	curl_ok => [ "$base/dir/moved", {} ] });
+ok(settled('curl_ok', 3, 0), 'with libcurl: delivered');
+ok(settled('curl_refused', 0, 3), 'with libcurl: a refused connection, dead letters');
+my @curl = last_errors('curl_refused');
+like($curl[0] // '', qr/^ Failed to connect to 127\.0\.0\.1 port 1 after \d+ ms: /,
+	"the error is libcurl's (the setting was applied on reload)");
+
 # nothing went wrong in the server
 my $serverlog = slurp_file($node->logfile);
 unlike($serverlog, qr/TRAP:|terminated by signal|PANIC/, 'no crash in the server log');

@@ -210,13 +210,15 @@ msg "one event per request (workers $WORKERS, $CONCURRENCY connections in all), 
 # 1b. the same once through libcurl (mfgsync.http_client = libcurl), the
 # client https:// endpoints use; a session started after the reload sees
 # the new value, so the postmaster has signalled the senders by then
-sql "ALTER SYSTEM SET mfgsync.http_client = 'libcurl'; SELECT pg_reload_conf()" >/dev/null
+sql "ALTER SYSTEM SET mfgsync.http_client = 'libcurl'" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
 [ "$(sql "SELECT current_setting('mfgsync.http_client')")" = libcurl ] ||
     die "mfgsync.http_client was not reloaded"
 ms=$(deliver single "$EVENTS" "C-")
 CURL_RATE=$((EVENTS * 1000 / ms))
 msg "one event per request through libcurl (mfgsync.http_client = libcurl), once: $EVENTS events in $ms ms = $CURL_RATE events/s ($((CURL_RATE * 100 / WRK_RPS))% of the median wrk)"
-sql "ALTER SYSTEM RESET mfgsync.http_client; SELECT pg_reload_conf()" >/dev/null
+sql "ALTER SYSTEM RESET mfgsync.http_client" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
 sql "SELECT mfgsync.drop_endpoint('single')" >/dev/null
 
 # 2. CloudEvents batches of 100

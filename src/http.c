@@ -10,6 +10,10 @@
  * latch and postmaster death in one WaitEventSet, so a commit wakes the
  * sender in the middle of transfers and SIGTERM stops it promptly.
  *
+ * POSTs to http:// URLs (the senders' webhooks) go through mfgsync's own
+ * HTTP/1.1 client (http_plain.c) unless mfgsync.http_client says libcurl;
+ * its connections share the wait.
+ *
  * Every request is restricted to http and https, verifies TLS peers, has a
  * total and a connect timeout, and keeps at most max_response_bytes of the
  * answer: a longer answer is cut off and the transfer aborted.  Redirects

@@ -442,8 +442,7 @@ mfgsync_b2mml_load(int endpoint_id, MemoryContext cxt)
 							   "       mfgsync.endpoint_options(e.format, e.options) o "
 							   " WHERE e.id = $1",
 							   1, types, args, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "reading a B2MML endpoint failed: %s", SPI_result_code_string(rc));
+	mfgsync_check_spi(rc, SPI_OK_SELECT, "reading a B2MML endpoint");
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -476,8 +475,7 @@ mfgsync_b2mml_load(int endpoint_id, MemoryContext cxt)
 							   "         ON m.endpoint_id = s.endpoint_id AND m.message_type = s.message_type "
 							   " WHERE s.endpoint_id = $1",
 							   1, types, args, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "reading B2MML mappings failed: %s", SPI_result_code_string(rc));
+	mfgsync_check_spi(rc, SPI_OK_SELECT, "reading B2MML mappings");
 
 	oldcxt = MemoryContextSwitchTo(cxt);
 	bep->maps = palloc0(sizeof(Mapping) * (SPI_processed + 1));
@@ -1156,16 +1154,14 @@ mfgsync_b2mml_settle_confirm(xmlDocPtr confirmbod, char **why)
 		return false;
 	}
 
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	mfgsync_check_spi(SPI_connect(), SPI_OK_CONNECT, "SPI_connect");
 	args[0] = Int32GetDatum(endpoint_id);
 	args[1] = Int64GetDatum(event_id);
 	rc = SPI_execute_with_args("SELECT e.name FROM mfgsync.endpoint e "
 							   " WHERE e.id = $1 AND e.format = 'b2mml' "
 							   "   AND EXISTS (SELECT 1 FROM mfgsync.outbox o WHERE o.id = $2)",
 							   2, types, args, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "reading endpoints failed: %s", SPI_result_code_string(rc));
+	mfgsync_check_spi(rc, SPI_OK_SELECT, "reading endpoints");
 	matched = SPI_processed == 1;
 	name = matched ? pstrdup(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)) : NULL;
 
@@ -1184,8 +1180,7 @@ mfgsync_b2mml_settle_confirm(xmlDocPtr confirmbod, char **why)
 								   "       dead = dead - (SELECT count(*) FROM d) "
 								   " WHERE endpoint_id = $1 AND shard = 0",
 								   2, types, args, NULL, false, 0);
-		if (rc != SPI_OK_UPDATE)
-			elog(ERROR, "settling a ConfirmBOD failed: %s", SPI_result_code_string(rc));
+		mfgsync_check_spi(rc, SPI_OK_UPDATE, "settling a ConfirmBOD");
 		*why = psprintf("event " INT64_FORMAT " accepted by the receiver of endpoint \"%s\"",
 						event_id, name);
 	}
@@ -1212,8 +1207,7 @@ mfgsync_b2mml_settle_confirm(xmlDocPtr confirmbod, char **why)
 								   "   SET dead = dead + (SELECT count(*) FROM d WHERE inserted) "
 								   " WHERE endpoint_id = $1 AND shard = 0",
 								   5, types, args, nulls, false, 0);
-		if (rc != SPI_OK_UPDATE)
-			elog(ERROR, "settling a ConfirmBOD failed: %s", SPI_result_code_string(rc));
+		mfgsync_check_spi(rc, SPI_OK_UPDATE, "settling a ConfirmBOD");
 		*why = psprintf("event " INT64_FORMAT " rejected by the receiver of endpoint \"%s\"",
 						event_id, name);
 	}
@@ -1221,8 +1215,7 @@ mfgsync_b2mml_settle_confirm(xmlDocPtr confirmbod, char **why)
 	{
 		/* the sender re-reads its parked keys */
 		rc = SPI_execute("SELECT mfgsync.notify_senders()", false, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "notifying senders failed: %s", SPI_result_code_string(rc));
+		mfgsync_check_spi(rc, SPI_OK_SELECT, "notifying senders");
 	}
 	*why = MemoryContextStrdup(callercxt, *why);
 	SPI_finish();
@@ -1268,8 +1261,7 @@ mfgsync_b2mml_render(PG_FUNCTION_ARGS)
 	int			len;
 	int			rc;
 
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	mfgsync_check_spi(SPI_connect(), SPI_OK_CONNECT, "SPI_connect");
 
 	if (cache == NULL || strcmp(cache->endpoint, endpoint) != 0 ||
 		cache->xid != GetTopTransactionIdIfAny() ||
@@ -1289,8 +1281,7 @@ mfgsync_b2mml_render(PG_FUNCTION_ARGS)
 		args[0] = CStringGetTextDatum(endpoint);
 		rc = SPI_execute_with_args("SELECT e.id, e.format FROM mfgsync.endpoint e WHERE e.name = $1",
 								   1, types, args, NULL, true, 1);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "reading endpoints failed: %s", SPI_result_code_string(rc));
+		mfgsync_check_spi(rc, SPI_OK_SELECT, "reading endpoints");
 		if (SPI_processed != 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -65,6 +65,7 @@
 
 #include "b2mml.h"
 #include "b2mml_in.h"
+#include "mfgsync.h"
 
 PG_FUNCTION_INFO_V1(mfgsync_receive_b2mml);
 PG_FUNCTION_INFO_V1(mfgsync_check_inbound_path);
@@ -505,8 +506,7 @@ load_mapping(const char *element)
 							   " pg_catalog.jsonb_each_text(m.columns) c"
 							   " WHERE m.element OPERATOR(pg_catalog.=) $1 ORDER BY c.key",
 							   1, argtypes, args, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	mfgsync_check_spi(rc, SPI_OK_SELECT, "SPI_execute_with_args");
 	if (SPI_processed == 0)
 		return NULL;
 
@@ -703,8 +703,7 @@ upsert_element(InMapping *map, xmlNodePtr elem)
 				 SPI_result_code_string(SPI_result));
 	}
 	rc = SPI_execute_plan(map->upsert, values, nulls, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	mfgsync_check_spi(rc, SPI_OK_INSERT, "SPI_execute_plan");
 	if (SPI_processed > 0)
 		map->changed += SPI_processed;
 	else
@@ -1104,8 +1103,7 @@ answer_get_material(InMessage *m)
 				}
 				rc2 = SPI_execute_plan(map->select_one, values, nulls, true, 0);
 			}
-			if (rc2 != SPI_OK_SELECT)
-				elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc2));
+			mfgsync_check_spi(rc2, SPI_OK_SELECT, "SPI_execute_plan");
 			map->changed += SPI_processed;
 			for (uint64 r = 0; r < SPI_processed; r++)
 				add_material(out, map, SPI_tuptable->vals[r], SPI_tuptable->tupdesc);
@@ -1252,14 +1250,12 @@ previous_answer(const char *key)
 	rc = SPI_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock("
 							   CppAsString2(DEDUP_LOCK_CLASS) ", pg_catalog.hashtext($1))",
 							   1, argtypes, args, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	mfgsync_check_spi(rc, SPI_OK_SELECT, "SPI_execute_with_args");
 	rc = SPI_execute_with_args("SELECT answer FROM mfgsync.inbound_message"
 							   " WHERE dedup_key OPERATOR(pg_catalog.=) $1"
 							   " AND status OPERATOR(pg_catalog.=) 'Accepted'",
 							   1, argtypes, args, NULL, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	mfgsync_check_spi(rc, SPI_OK_SELECT, "SPI_execute_with_args");
 	if (SPI_processed == 0)
 		return NULL;
 	return TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
@@ -1298,8 +1294,7 @@ record_message(InMessage *m, const char *type, bool accepted,
 							   " (dedup_key, message_type, sender, status, description, answer)"
 							   " VALUES ($1, $2, $3, $4, $5, $6)",
 							   6, argtypes, args, nulls, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	mfgsync_check_spi(rc, SPI_OK_INSERT, "SPI_execute_with_args");
 }
 
 /*

@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 
 #include "http_fdw.h"
@@ -48,4 +49,16 @@ _PG_init(void)
 	mfgsync_guc_define();
 	mfgsync_worker_init();
 	mfgsync_http_fdw_init();
+}
+
+/*
+ * mfgsync_check_spi
+ *		Raise "<what> failed: <SPI code>" unless an SPI call returned
+ *		expected; for results that only a bug could make unexpected.
+ */
+void
+mfgsync_check_spi(int rc, int expected, const char *what)
+{
+	if (rc != expected)
+		elog(ERROR, "%s failed: %s", what, SPI_result_code_string(rc));
 }

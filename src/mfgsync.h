@@ -25,5 +25,6 @@ extern int	mfgsync_poll_interval;
 extern int	mfgsync_max_pull_workers;
 
 extern void mfgsync_guc_define(void);
+extern void mfgsync_check_spi(int rc, int expected, const char *what);
 
 #endif							/* MFGSYNC_H */

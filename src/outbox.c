@@ -437,8 +437,7 @@ mfgsync_outbox_read_event(int64 event_id, MfgEvent *ev)
 							   "       o.old_data::text, to_json(o.created_at)::text "
 							   "  FROM mfgsync.outbox o WHERE o.id = $1",
 							   1, types, args, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "reading the outbox failed: %s", SPI_result_code_string(rc));
+	mfgsync_check_spi(rc, SPI_OK_SELECT, "reading the outbox");
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),

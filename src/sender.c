@@ -383,13 +383,6 @@ binval(int row, int col, bool *isnull)
 	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
 }
 
-static void
-check_spi(int rc, int expected, const char *what)
-{
-	if (rc != expected)
-		elog(ERROR, "%s failed: %s", what, SPI_result_code_string(rc));
-}
-
 /* ---------------------------------------------------------------------
  * Configuration
  * ---------------------------------------------------------------------
@@ -442,7 +435,7 @@ load_parked(Endpoint *ep)
 							   "  AND " SHARD_CONDITION("ordering_key", "$2", "$3")
 							   " GROUP BY 1",
 							   3, types, args, NULL, true, 0);
-	check_spi(rc, SPI_OK_SELECT, "reading parked events");
+	mfgsync_check_spi(rc, SPI_OK_SELECT, "reading parked events");
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -457,7 +450,7 @@ load_parked(Endpoint *ep)
 							   "  AND " SHARD_CONDITION("ordering_key", "$2", "$3")
 							   " ORDER BY ordering_key, event_id) AS heads",
 							   3, types, args, NULL, true, 0);
-	check_spi(rc, SPI_OK_SELECT, "reading parked events");
+	mfgsync_check_spi(rc, SPI_OK_SELECT, "reading parked events");
 	{
 		bool		isnull;
 		Datum		d = binval(0, 1, &isnull);
@@ -477,7 +470,7 @@ lock_slot_in_xact(Endpoint *unused)
 
 	rc = SPI_execute(psprintf("SELECT pg_advisory_lock(hashtext('mfgsync sender'), %d)",
 							  sender_index), false, 1);
-	check_spi(rc, SPI_OK_SELECT, "locking the sender slot");
+	mfgsync_check_spi(rc, SPI_OK_SELECT, "locking the sender slot");
 }
 
 /* an endpoint's subscribed types (a text[] literal) and claim condition */
@@ -520,7 +513,7 @@ read_subscriptions(Endpoint *ep)
 	rc = SPI_execute_with_args("SELECT " SUBSCRIPTION_COLUMNS
 							   "FROM mfgsync.endpoint e WHERE e.id = $1",
 							   1, types, args, NULL, true, 1);
-	check_spi(rc, SPI_OK_SELECT, "reading subscriptions");
+	mfgsync_check_spi(rc, SPI_OK_SELECT, "reading subscriptions");
 	if (SPI_processed == 1)
 		set_subscriptions(ep, 0, 1);
 }
@@ -559,7 +552,7 @@ load_config_in_xact(Endpoint *unused)
 	int			rc;
 
 	rc = SPI_execute_with_args(config_query, 2, types, args, NULL, true, 0);
-	check_spi(rc, SPI_OK_SELECT, "reading endpoints");
+	mfgsync_check_spi(rc, SPI_OK_SELECT, "reading endpoints");
 
 	foreach(lc, endpoints)
 		((Endpoint *) lfirst(lc))->seen = false;
@@ -853,7 +846,7 @@ claim_stream(Endpoint *ep)
 		args[5] = Int32GetDatum(ep->shards);
 		args[6] = Int32GetDatum(ep->shard);
 		rc = SPI_execute_with_args(sql.data, 7, types, args, NULL, true, 0);
-		check_spi(rc, SPI_OK_SELECT, "claiming events");
+		mfgsync_check_spi(rc, SPI_OK_SELECT, "claiming events");
 		for (i = 0; i < SPI_processed; i++)
 			add_event(ep, i, 1, false, last_of_key);
 		if (SPI_processed == (uint64) want)
@@ -946,7 +939,7 @@ claim_in_xact(Endpoint *ep)
 		rc = SPI_execute("SELECT pg_current_snapshot()::text, "
 						 "(SELECT last_value FROM mfgsync.event_id_seq)",
 						 true, 1);
-		check_spi(rc, SPI_OK_SELECT, "opening a window");
+		mfgsync_check_spi(rc, SPI_OK_SELECT, "opening a window");
 		high = MemoryContextStrdup(ep->batchcxt, getvalue(0, 1));
 		ep->last_id = DatumGetInt64(binval(0, 2, &isnull));
 		read_subscriptions(ep);
@@ -974,7 +967,7 @@ claim_in_xact(Endpoint *ep)
 								   "  AND pg_visible_in_snapshot(o.txid::text::xid8, $2::pg_snapshot) "
 								   "  AND o.message_type = ANY ($3::text[])",
 								   3, types, args, NULL, true, 1);
-		check_spi(rc, SPI_OK_SELECT, "opening a window");
+		mfgsync_check_spi(rc, SPI_OK_SELECT, "opening a window");
 		d = binval(0, 1, &isnull);
 		if (isnull)
 		{
@@ -1024,7 +1017,7 @@ claim_retry_in_xact(Endpoint *ep)
 							   " WHERE r.next_attempt_at <= now() "
 							   " ORDER BY r.event_id LIMIT $2",
 							   4, types, args, NULL, true, 0);
-	check_spi(rc, SPI_OK_SELECT, "claiming parked events");
+	mfgsync_check_spi(rc, SPI_OK_SELECT, "claiming parked events");
 	if (SPI_processed == 0)
 	{
 		/* none due yet: when is the next? */
@@ -1443,7 +1436,7 @@ exec_args(const char *sql, int nargs, Oid *types, Datum *args,
 	int			rc = SPI_execute_with_args(sql, nargs, types, args, nulls,
 										   false, 0);
 
-	check_spi(rc, expected, "recording deliveries");
+	mfgsync_check_spi(rc, expected, "recording deliveries");
 }
 
 static Datum
@@ -1647,7 +1640,7 @@ record_in_xact(Endpoint *ep)
 								   " WHERE id = $1 AND $13 IS NOT NULL AND EXISTS (SELECT FROM s)) "
 								   "SELECT count(*) FROM s",
 								   15, types, args, nulls, false, 0);
-		check_spi(rc, SPI_OK_SELECT, "recording deliveries");
+		mfgsync_check_spi(rc, SPI_OK_SELECT, "recording deliveries");
 		/* re-cut into shards meanwhile: this batch is sent again */
 		if (DatumGetInt64(binval(0, 1, &isnull)) != 1)
 			ereport(ERROR,

@@ -39,6 +39,7 @@
 #include "utils/json.h"
 #include "utils/resowner.h"
 
+#include "mfgsync.h"
 #include "outbox.h"
 #include "webhook.h"
 
@@ -222,10 +223,8 @@ mfgsync_webhook_render(PG_FUNCTION_ARGS)
 	MemoryContext callercxt = CurrentMemoryContext;
 	MfgEvent	ev;
 	StringInfoData buf;
-	int			rc;
 
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	mfgsync_check_spi(SPI_connect(), SPI_OK_CONNECT, "SPI_connect");
 	mfgsync_outbox_read_event(event_id, &ev);
 	initStringInfo(&buf);
 	mfgsync_webhook_append(&buf, MFG_ENVELOPE_WEBHOOK, &ev, NULL);

@@ -1,12 +1,11 @@
 # The senders' own HTTP/1.1 client (src/http_plain.c) is memcheck-clean:
 # the whole server runs under valgrind (its children are forked, not
 # exec'd, so the sender runs under memcheck too) while a sender delivers
-# to a scripted server answering in every way the client parses: chunked,
-# split, interim 1xx, until close, over max_response_bytes, garbage, a
-# dropped kept-alive connection, a relative redirect, a refused
-# connection, a timeout and a host name.  No error may point into
-# mfgsync.so or be anything but PostgreSQL's known uninitialised WAL
-# padding (see 003_valgrind.pl for what memcheck sees in Debian's build).
+# to the scripted server answering every way 013_http_plain.pl checks
+# (MfgTest's http_script_answers), plus a refused connection, a timeout
+# and a host name.  No report may come from mfgsync's code or be other
+# than PostgreSQL's known ones (see 003_valgrind.pl for what memcheck sees
+# in Debian's build).
 use strict;
 use warnings;
 use FindBin;
@@ -18,29 +17,10 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+# MfgTest's answers (the ones 013_http_plain.pl checks), and two more
 my %answer = (
+	http_script_answers(),
 	'/ok' => sub { return "HTTP/1.1 204 No Content\r\n\r\n"; },
-	'/chunked' => sub {
-		return "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n"
-		  . "9;note=1\r\nchunk-one\r\n9\r\nchunk-two\r\n0\r\nX-Trailer: t\r\n\r\n";
-	},
-	'/split' => sub {
-		return [ "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 500 Split\r\nContent-Le",
-			"ngth: 10\r\n\r\nspl", "it-body" ];
-	},
-	'/http10' => sub { return ("HTTP/1.0 500 Old\r\n\r\nbody-until-close", 'close'); },
-	'/big' => sub {
-		return "HTTP/1.1 500 Too Much\r\nContent-Length: 100000\r\n\r\n" . ('x' x 100000);
-	},
-	'/garbage' => sub { return ("hello there\r\n\r\n", 'close'); },
-	'/stale' => sub {
-		my ($n) = @_;
-		return $n == 1 ? "HTTP/1.1 204 No Content\r\n\r\n" : ('', 'close');
-	},
-	'/dir/relative' => sub {
-		return "HTTP/1.1 307 Temporary Redirect\r\nLocation: moved\r\nContent-Length: 0\r\n\r\n";
-	},
-	'/dir/moved' => sub { return "HTTP/1.1 204 No Content\r\n\r\n"; },
 	'/hang' => sub { return ('', 'hang'); },
 );
 my $server = start_http_script('memcheck', \%answer);
@@ -98,6 +78,12 @@ my %endpoints = (
 	relative => [ "$base/dir/relative", { follow_redirects => JSON::PP::true }, 3, 0 ],
 	refused => [ 'http://127.0.0.1:1/', { max_attempts => 1 }, 0, 3 ],
 	hang => [ "$base/hang", { max_attempts => 1, timeout_ms => 1000 }, 0, 3 ],
+	close => [ "$base/close", {}, 3, 0 ],
+	continue => [ "$base/continue", {}, 3, 0 ],
+	partial => [ "$base/partial", { max_attempts => 1 }, 0, 3 ],
+	flood => [ "$base/interim-flood", { max_attempts => 1 }, 0, 3 ],
+	badchunk => [ "$base/badchunk", { max_attempts => 1 }, 0, 3 ],
+	ftp => [ "$base/ftp", { follow_redirects => JSON::PP::true, client_error_attempts => 1 }, 0, 3 ],
 );
 sql('CREATE EXTENSION mfgsync');
 endpoint_per_table($node, \%endpoints);

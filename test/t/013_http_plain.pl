@@ -21,59 +21,10 @@ my $json = JSON::PP->new->canonical;
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
 # ---------------------------------------------------------------------
-# the scripted server (MfgTest's start_http_script): how it answers, by
-# request path
+# the scripted server (MfgTest's start_http_script), answering as
+# http_script_answers() says
 # ---------------------------------------------------------------------
-my %answer = (
-	# 500 with a chunked body, a chunk extension and a trailer
-	'/chunked' => sub {
-		return "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: Chunked\r\n\r\n"
-		  . "9;note=1\r\nchunk-one\r\n9\r\nchunk-two\r\n0\r\nX-Trailer: t\r\n\r\n";
-	},
-	# 204 with "close" among the Connection tokens; the server keeps the
-	# connection open, so a client that reused it would show as n = 2
-	'/close' => sub { return "HTTP/1.1 204 No Content\r\nConnection: keep-alive, close\r\n\r\n"; },
-	# part of the body, then the server closes
-	'/partial' => sub { return ("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 'close'); },
-	# a redirect to another scheme is not made a path of this server
-	'/ftp' => sub {
-		return "HTTP/1.1 307 Temporary Redirect\r\nLocation: ftp://files.invalid/f\r\nContent-Length: 0\r\n\r\n";
-	},
-	# interim answers without end: the head limit counts them all
-	'/interim-flood' => sub { return ("HTTP/1.1 103 Early Hints\r\n\r\n" x 2500, 'hang'); },
-	# an empty chunk-size line
-	'/badchunk' => sub {
-		return "HTTP/1.1 500 X\r\nTransfer-Encoding: chunked\r\n\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
-	},
-	# the first request of a connection is answered; the next one finds
-	# the connection closed (the race of a kept-alive connection that the
-	# server times out just as the client reuses it)
-	'/stale' => sub {
-		my ($n) = @_;
-		return $n == 1 ? "HTTP/1.1 204 No Content\r\n\r\n" : ('', 'close');
-	},
-	# an answer far over max_response_bytes
-	'/big' => sub {
-		return "HTTP/1.1 500 Too Much\r\nContent-Length: 100000\r\n\r\n" . ('x' x 100000);
-	},
-	# HTTP/1.0 without Content-Length: the body ends when the server closes
-	'/http10' => sub { return ("HTTP/1.0 500 Old\r\n\r\nbody-until-close", 'close'); },
-	'/garbage' => sub { return ("hello there\r\n\r\n", 'close'); },
-	# an interim answer before the real one
-	'/continue' => sub {
-		return "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-	},
-	# the answer in three writes, cut inside a header and the body
-	'/split' => sub {
-		return [ "HTTP/1.1 500 Split\r\nContent-Le", "ngth: 10\r\n\r\nspl", "it-body" ];
-	},
-	# a redirect relative to the request's path
-	'/dir/relative' => sub {
-		return "HTTP/1.1 307 Temporary Redirect\r\nLocation: moved?x=1\r\nContent-Length: 0\r\n\r\n";
-	},
-	'/dir/moved' => sub { return "HTTP/1.1 204 No Content\r\n\r\n"; },
-	'/named' => sub { return "HTTP/1.1 204 No Content\r\n\r\n"; },
-);
+my %answer = http_script_answers();
 
 # connections are kept per host and port: the endpoints whose checks count
 # connections get a server of their own, the others share one

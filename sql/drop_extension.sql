@@ -52,5 +52,16 @@ SELECT count(*) FROM mfgsync.tracked;
 SELECT mfgsync.track('line_b', 'LineB');
 INSERT INTO line_b VALUES (1, 'new outbox');
 SELECT message_type, action, key FROM mfgsync.outbox;
+-- event ids are drawn in blocks kept in shared memory per database: the new
+-- extension's events number from its own sequence (1), not from the block
+-- of the dropped one's
+SELECT id FROM mfgsync.outbox;
+-- ids must grow in the order events are written, across sessions: a
+-- sequence that would let a backend set values aside is refused
+ALTER SEQUENCE mfgsync.event_id_seq CACHE 10;
+INSERT INTO line_b VALUES (2, 'refused');
+ALTER SEQUENCE mfgsync.event_id_seq CACHE 1;
+INSERT INTO line_b VALUES (2, 'written');
+SELECT id, key FROM mfgsync.outbox ORDER BY id;
 DROP TABLE line_a, line_b;
 DROP FUNCTION own_trigger();

@@ -23,6 +23,7 @@
 
 #include "http_fdw.h"
 #include "mfgsync.h"
+#include "outbox.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -49,6 +50,7 @@ _PG_init(void)
 	mfgsync_guc_define();
 	mfgsync_worker_init();
 	mfgsync_http_fdw_init();
+	mfgsync_outbox_init();
 }
 
 /*

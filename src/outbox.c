@@ -25,9 +25,23 @@
  *	  takes events of the transactions that became visible between two of
  *	  its snapshots (mfgsync.read_events) reads in commit order and can never
  *	  skip an event, whatever order the ids were drawn in;
- *	- ids come from mfgsync.event_id_seq, which must keep CACHE 1: an event
- *	  is written after its row was locked, so a later writer of the same key
- *	  draws a larger id only if no backend hands out pre-cached values.
+ *	- an event's id is drawn after its row was locked, so a later writer of
+ *	  the same key draws a larger id, provided every backend draws from one
+ *	  counter: no backend may hand out values it set aside earlier.
+ *
+ * Event ids.  Calling nextval() for every event was a sizeable part of a
+ * single-row statement's capture cost.  Instead mfgsync.event_id_seq hands
+ * out blocks ("INCREMENT BY" ids each, CACHE 1), and each database's
+ * current block lives in shared memory, where every backend of that
+ * database draws from it under a spinlock: one counter, so the invariant
+ * above holds.  A block is replaced only by the next one nextval() returns
+ * after it was installed (the generation check in draw_event_ids), so ids
+ * only grow.  The sequence stays the durable record: ids of a block are
+ * handed out only after nextval() logged it, a restart starts a new block,
+ * and pg_dump keeps the sequence.  setval() takes effect with the next
+ * block.  A database that finds no free slot (more than
+ * MFGSYNC_ID_DATABASES use mfgsync) calls nextval() for every event, until
+ * the next restart: never a mix of both within one database.
  *
  * Portions Copyright (c) 2026, mfgsync developers
  *
@@ -48,6 +62,12 @@
 #include "commands/sequence.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/syscache.h"
+#include "catalog/pg_sequence.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -61,6 +81,8 @@
 
 /* events buffered before one multi-insert */
 #define MFGSYNC_OUTBOX_BUFFER 1000
+/* databases whose event id block is kept in shared memory */
+#define MFGSYNC_ID_DATABASES 32
 
 /* columns of mfgsync.outbox, in order */
 enum
@@ -89,6 +111,7 @@ typedef struct MfgOutboxCache
 	bool		valid;			/* false: rebuild before use */
 	Oid			relid;			/* mfgsync.outbox */
 	Oid			seqid;			/* mfgsync.event_id_seq */
+	int64		id_block;		/* its increment: ids per block */
 	int			nindexes;		/* indexes ready for inserts, -1: not read */
 	Oid		   *indexoids;		/* their OIDs */
 	IndexInfo **indexinfos;		/* their IndexInfo */
@@ -96,6 +119,30 @@ typedef struct MfgOutboxCache
 } MfgOutboxCache;
 
 static MfgOutboxCache outbox_cache;
+
+/* one database's block of event ids (see "Event ids" above) */
+typedef struct MfgIdBlock
+{
+	Oid			dbid;			/* InvalidOid: slot unused */
+	Oid			seqid;			/* the sequence the block came from */
+	uint64		generation;		/* bumped whenever a block is installed */
+	int64		next;			/* next id to hand out */
+	int64		last;			/* last id of the block */
+} MfgIdBlock;
+
+typedef struct MfgIdShared
+{
+	slock_t		mutex;			/* protects every block */
+	MfgIdBlock	block[MFGSYNC_ID_DATABASES];
+} MfgIdShared;
+
+static MfgIdShared *id_shared = NULL;
+/* this backend's database's block; NULL: not looked up, or none free */
+static MfgIdBlock *my_id_block = NULL;
+static bool my_id_block_looked_up = false;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 struct MfgOutboxWriter
 {
@@ -105,6 +152,7 @@ struct MfgOutboxWriter
 	Relation   *indexrels;		/* the indexes, RowExclusiveLock */
 	IndexInfo **indexinfos;		/* their IndexInfo (outbox_cache's) */
 	Oid			seqid;			/* mfgsync.event_id_seq */
+	int64		id_block;		/* its increment */
 	Datum		txid;			/* top-level xid8 of this transaction, as int8 */
 	Datum		created_at;		/* statement start time */
 	CommandId	cid;			/* command id for the inserts */
@@ -134,6 +182,34 @@ outbox_relid(const char *relname)
 						MFGSYNC_NAME, relname),
 				 errhint("Reinstall the extension with DROP EXTENSION mfgsync and CREATE EXTENSION mfgsync.")));
 	return relid;
+}
+
+/*
+ * sequence_block
+ *		The increment of mfgsync.event_id_seq, checking that its values can
+ *		serve as blocks of event ids.
+ */
+static int64
+sequence_block(Oid seqid)
+{
+	HeapTuple	tuple = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid));
+	Form_pg_sequence seq;
+	int64		increment;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for sequence %u", seqid);
+	seq = (Form_pg_sequence) GETSTRUCT(tuple);
+	increment = seq->seqincrement;
+	if (seq->seqcache != 1 || increment < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("sequence \"%s.event_id_seq\" must have CACHE 1 and a positive increment",
+						MFGSYNC_NAME),
+				 errdetail("Event ids must grow in the order events are written, across all sessions."),
+				 errhint("Run ALTER SEQUENCE %s.event_id_seq CACHE 1 INCREMENT BY 1000.",
+						 MFGSYNC_NAME)));
+	ReleaseSysCache(tuple);
+	return increment;
 }
 
 /*
@@ -175,6 +251,7 @@ reset_outbox_cache(void)
 	outbox_cache.nindexes = -1;
 	outbox_cache.relid = outbox_relid("outbox");
 	outbox_cache.seqid = outbox_relid("event_id_seq");
+	outbox_cache.id_block = sequence_block(outbox_cache.seqid);
 	outbox_cache.valid = true;
 }
 
@@ -242,6 +319,145 @@ read_outbox_indexes(Relation rel)
 	outbox_cache.nindexes = n;
 }
 
+/* ---------------------------------------------------------------------
+ * Event ids (see "Event ids" at the top)
+ * ---------------------------------------------------------------------
+ */
+
+static void
+id_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(MfgIdShared)));
+}
+
+static void
+id_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	id_shared = ShmemInitStruct("mfgsync event ids", sizeof(MfgIdShared), &found);
+	if (!found)
+	{
+		memset(id_shared, 0, sizeof(MfgIdShared));
+		SpinLockInit(&id_shared->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * mfgsync_outbox_init
+ *		Reserve the shared memory for event id blocks; called once from
+ *		_PG_init.
+ */
+void
+mfgsync_outbox_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = id_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = id_shmem_startup;
+}
+
+/*
+ * find_id_block
+ *		This database's block slot, taking a free one on first use; NULL
+ *		when every slot belongs to another database.  Slots are never given
+ *		back (a dropped database keeps its slot until the next restart), so
+ *		the answer never changes while this backend lives.
+ */
+static MfgIdBlock *
+find_id_block(void)
+{
+	MfgIdBlock *found = NULL;
+	int			i;
+
+	if (my_id_block_looked_up)
+		return my_id_block;
+
+	SpinLockAcquire(&id_shared->mutex);
+	for (i = 0; i < MFGSYNC_ID_DATABASES && found == NULL; i++)
+		if (id_shared->block[i].dbid == MyDatabaseId)
+			found = &id_shared->block[i];
+	for (i = 0; i < MFGSYNC_ID_DATABASES && found == NULL; i++)
+		if (id_shared->block[i].dbid == InvalidOid)
+		{
+			found = &id_shared->block[i];
+			found->dbid = MyDatabaseId;
+		}
+	SpinLockRelease(&id_shared->mutex);
+
+	if (found == NULL)
+		ereport(LOG,
+				(errmsg("mfgsync: more than %d databases write events; event ids of database %u come from nextval()",
+						MFGSYNC_ID_DATABASES, MyDatabaseId)));
+	my_id_block = found;
+	my_id_block_looked_up = true;
+	return found;
+}
+
+/*
+ * draw_event_id
+ *		The next event id of this database.
+ *
+ * When the block is used up, nextval() (without holding the spinlock)
+ * returns the first id of a new one.  It is installed only if no other
+ * backend installed one meanwhile; otherwise it is left unused (a gap) and
+ * the other one is drawn from.  Either way every block installed was
+ * obtained after the previous one was installed, so ids keep growing.
+ */
+static int64
+draw_event_id(Oid seqid, int64 block_size)
+{
+	MfgIdBlock *b = find_id_block();
+
+	if (b == NULL)
+		return nextval_internal(seqid, false);
+
+	for (;;)
+	{
+		int64		id = 0;
+		bool		got = false;
+		uint64		generation;
+		int64		first;
+
+		SpinLockAcquire(&id_shared->mutex);
+		if (b->seqid != seqid)
+		{
+			/* the extension was created anew: start from its sequence */
+			b->seqid = seqid;
+			b->next = 1;
+			b->last = 0;
+			b->generation++;
+		}
+		if (b->next <= b->last)
+		{
+			id = b->next++;
+			got = true;
+		}
+		generation = b->generation;
+		SpinLockRelease(&id_shared->mutex);
+		if (got)
+			return id;
+
+		first = nextval_internal(seqid, false);
+
+		SpinLockAcquire(&id_shared->mutex);
+		if (b->seqid == seqid && b->generation == generation)
+		{
+			b->next = first;
+			b->last = first + block_size - 1;
+			b->generation++;
+		}
+		SpinLockRelease(&id_shared->mutex);
+	}
+}
+
 /*
  * mfgsync_outbox_open
  *		Prepare to append events to the outbox in this transaction.
@@ -277,6 +493,7 @@ mfgsync_outbox_open(int64 expected_rows)
 		w->indexrels[i] = index_open(outbox_cache.indexoids[i], RowExclusiveLock);
 
 	w->seqid = outbox_cache.seqid;
+	w->id_block = outbox_cache.id_block;
 	w->txid = Int64GetDatum((int64) U64FromFullTransactionId(GetTopFullTransactionId()));
 	w->created_at = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
 	w->cid = GetCurrentCommandId(true);
@@ -374,7 +591,7 @@ mfgsync_outbox_append(MfgOutboxWriter *w, text *message_type,
 	oldcxt = MemoryContextSwitchTo(w->bufcxt);
 	ExecClearTuple(slot);
 	memset(slot->tts_isnull, false, OUTBOX_NATTS * sizeof(bool));
-	slot->tts_values[OUTBOX_ID] = Int64GetDatum(nextval_internal(w->seqid, false));
+	slot->tts_values[OUTBOX_ID] = Int64GetDatum(draw_event_id(w->seqid, w->id_block));
 	slot->tts_values[OUTBOX_TXID] = w->txid;
 	slot->tts_values[OUTBOX_MESSAGE_TYPE] =
 		PointerGetDatum(DatumGetTextPCopy(PointerGetDatum(message_type)));

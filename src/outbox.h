@@ -24,6 +24,7 @@
 
 typedef struct MfgOutboxWriter MfgOutboxWriter;
 
+extern void mfgsync_outbox_init(void);
 extern MfgOutboxWriter *mfgsync_outbox_open(int64 expected_rows);
 extern void mfgsync_outbox_append(MfgOutboxWriter *w, text *message_type,
 								  const char *action, const char *key,

@@ -935,9 +935,14 @@ claim_in_xact(Endpoint *ep)
 		char	   *high;
 		Datum		d;
 
-		/* the sequence is read after the snapshot: it bounds its ids */
+		/*
+		 * The sequence is read after the snapshot: the last id of its
+		 * latest block bounds the ids drawn so far (src/outbox.c).
+		 */
 		rc = SPI_execute("SELECT pg_current_snapshot()::text, "
-						 "(SELECT last_value FROM mfgsync.event_id_seq)",
+						 "(SELECT s.last_value + p.seqincrement - 1 "
+						 "   FROM mfgsync.event_id_seq s, pg_catalog.pg_sequence p "
+						 "  WHERE p.seqrelid = 'mfgsync.event_id_seq'::regclass)",
 						 true, 1);
 		mfgsync_check_spi(rc, SPI_OK_SELECT, "opening a window");
 		high = MemoryContextStrdup(ep->batchcxt, getvalue(0, 1));

@@ -18,8 +18,9 @@
  * id needs no unique index: the sequence hands out each value once, and
  * nothing else writes here (PgQ's event tables have no key either).
  */
--- CACHE 1 is required: see "Ordering invariants" in src/outbox.c
-CREATE SEQUENCE mfgsync.event_id_seq CACHE 1;
+-- Hands out blocks of event ids, CACHE 1 required: see "Event ids" in
+-- src/outbox.c.  Ids within a block are consecutive.
+CREATE SEQUENCE mfgsync.event_id_seq INCREMENT BY 1000 CACHE 1;
 
 CREATE TABLE mfgsync.outbox (
     id           bigint      NOT NULL,

@@ -29,6 +29,10 @@ RESET enable_bitmapscan;
 CREATE INDEX outbox_lower_idx ON mfgsync.outbox (lower(action));
 INSERT INTO line_a VALUES (12, 'refused');
 DROP INDEX mfgsync.outbox_lower_idx;
+-- a partial index is filled only when its predicate is one boolean column
+CREATE INDEX outbox_add_idx ON mfgsync.outbox (id) WHERE action = 'Add';
+INSERT INTO line_a VALUES (12, 'refused');
+DROP INDEX mfgsync.outbox_add_idx;
 INSERT INTO line_a VALUES (12, 'written');
 SELECT count(*) FROM mfgsync.outbox WHERE key->>'id' = '12';
 DROP INDEX mfgsync.outbox_action_idx;

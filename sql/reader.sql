@@ -36,6 +36,25 @@ INSERT INTO machine VALUES ('M-4', 'idle');
 SELECT count(*) FROM mfgsync.read_events('erp');
 COMMIT;
 SELECT action, key FROM mfgsync.read_events('erp');
+-- the transaction's first event is in a subtransaction that rolls back:
+-- its other events are found all the same.  Only xact_first events are in
+-- the txid index: the first of a transaction, and the first after each
+-- change of subtransaction (see mfgsync.outbox)
+BEGIN;
+SAVEPOINT s;
+INSERT INTO machine VALUES ('M-6', 'idle');
+ROLLBACK TO SAVEPOINT s;
+INSERT INTO machine VALUES ('M-7', 'idle');
+INSERT INTO machine VALUES ('M-8', 'idle');
+SAVEPOINT t;
+INSERT INTO machine VALUES ('M-9', 'idle');
+RELEASE SAVEPOINT t;
+UPDATE machine SET status = 'running' WHERE machine_code = 'M-7';
+COMMIT;
+SELECT action, key FROM mfgsync.read_events('erp');
+SELECT o.action, o.key->>'machine_code' AS machine, o.xact_first
+  FROM mfgsync.outbox o WHERE o.key->>'machine_code' IN ('M-6', 'M-7', 'M-8', 'M-9')
+ ORDER BY o.id;
 -- a consumer registered in a transaction that also writes reads that write
 BEGIN;
 SELECT mfgsync.register_consumer('late');

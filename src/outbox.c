@@ -16,9 +16,10 @@
  *	  triggers check referenced tables regardless of the writer's rights.
  *
  * The outbox is the extension's own table, so its shape is checked when it
- * is opened and its indexes must be plain column indexes (B-trees on id
- * and txid, which the senders need to read windows in id ranges; see the
- * comment on mfgsync.outbox in sql/mfgsync--0.1.sql).
+ * is opened and its indexes must be plain column indexes, whole or
+ * restricted to rows where a boolean column is true (B-trees on id and, for
+ * the xact_first events only, txid, which the senders need to read windows
+ * in id ranges; see the comment on mfgsync.outbox in sql/mfgsync--0.1.sql).
  *
  * Ordering invariants the delivery side relies on:
  *	- every event stores the top-level transaction's xid8 (as int8); a reader that
@@ -95,6 +96,7 @@ enum
 	OUTBOX_DATA,
 	OUTBOX_OLD_DATA,
 	OUTBOX_CREATED_AT,
+	OUTBOX_XACT_FIRST,
 	OUTBOX_NATTS
 };
 
@@ -115,6 +117,8 @@ typedef struct MfgOutboxCache
 	int			nindexes;		/* indexes ready for inserts, -1: not read */
 	Oid		   *indexoids;		/* their OIDs */
 	IndexInfo **indexinfos;		/* their IndexInfo */
+	AttrNumber *predattrs;		/* boolean column of a partial index's
+								 * predicate, or 0 */
 	MemoryContext cxt;			/* owns the arrays and the IndexInfos */
 } MfgOutboxCache;
 
@@ -151,6 +155,7 @@ struct MfgOutboxWriter
 	int			nindexes;		/* number of indexes to fill */
 	Relation   *indexrels;		/* the indexes, RowExclusiveLock */
 	IndexInfo **indexinfos;		/* their IndexInfo (outbox_cache's) */
+	AttrNumber *predattrs;		/* their predicate column (outbox_cache's) */
 	Oid			seqid;			/* mfgsync.event_id_seq */
 	int64		id_block;		/* its increment */
 	Datum		txid;			/* top-level xid8 of this transaction, as int8 */
@@ -281,6 +286,26 @@ open_outbox(void)
 }
 
 /*
+ * predicate_column
+ *		0 for an index without predicate, the column of a predicate that is
+ *		just a boolean column ("WHERE xact_first"), and -1 for any other.
+ */
+static AttrNumber
+predicate_column(List *predicate)
+{
+	Var		   *var;
+
+	if (predicate == NIL)
+		return 0;
+	if (list_length(predicate) != 1 || !IsA(linitial(predicate), Var))
+		return -1;
+	var = (Var *) linitial(predicate);
+	if (var->vartype != BOOLOID || var->varattno <= 0)
+		return -1;
+	return var->varattno;
+}
+
+/*
  * read_outbox_indexes
  *		Fill outbox_cache's index list from rel (the outbox, locked).
  */
@@ -294,6 +319,7 @@ read_outbox_indexes(Relation rel)
 
 	outbox_cache.indexoids = palloc(sizeof(Oid) * Max(list_length(indexoids), 1));
 	outbox_cache.indexinfos = palloc(sizeof(IndexInfo *) * Max(list_length(indexoids), 1));
+	outbox_cache.predattrs = palloc(sizeof(AttrNumber) * Max(list_length(indexoids), 1));
 	foreach(lc, indexoids)
 	{
 		Relation	indexrel = index_open(lfirst_oid(lc), RowExclusiveLock);
@@ -302,14 +328,17 @@ read_outbox_indexes(Relation rel)
 		/* an index being built concurrently is not ours to fill yet */
 		if (info->ii_ReadyForInserts)
 		{
-			if (info->ii_Expressions != NIL || info->ii_Predicate != NIL)
+			AttrNumber	predattr = predicate_column(info->ii_Predicate);
+
+			if (info->ii_Expressions != NIL || predattr < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("index \"%s\" on mfgsync.outbox is not supported",
 								RelationGetRelationName(indexrel)),
-						 errdetail("The capture trigger maintains only plain column indexes on the outbox."),
+						 errdetail("The capture trigger maintains only indexes of plain columns of the outbox, whole or restricted to rows where one boolean column is true."),
 						 errhint("Drop the index, or index plain columns of mfgsync.outbox.")));
 			outbox_cache.indexoids[n] = RelationGetRelid(indexrel);
+			outbox_cache.predattrs[n] = predattr;
 			outbox_cache.indexinfos[n++] = info;
 		}
 		index_close(indexrel, NoLock);
@@ -459,6 +488,30 @@ draw_event_id(Oid seqid, int64 block_size)
 }
 
 /*
+ * xact_first
+ *		Whether the next event is the first of its transaction, or the first
+ *		since the current subtransaction changed: only these are in the
+ *		outbox's txid index (see mfgsync.outbox).
+ *
+ * Every committed event then has a committed xact_first event of its own
+ * subtransaction at or below its id, so the smallest id of a transaction's
+ * committed events is that of one of its xact_first events.  (An event of
+ * a subtransaction that rolled back is gone with it; marking only a
+ * transaction's very first event could mark such a one.)
+ */
+static bool
+xact_first(void)
+{
+	static FullTransactionId last = {0};
+	FullTransactionId current = GetCurrentFullTransactionId();
+
+	if (FullTransactionIdEquals(current, last))
+		return false;
+	last = current;
+	return true;
+}
+
+/*
  * mfgsync_outbox_open
  *		Prepare to append events to the outbox in this transaction.
  *
@@ -488,6 +541,7 @@ mfgsync_outbox_open(int64 expected_rows)
 	/* the cache's arrays stay valid while this writer is open (see above) */
 	w->nindexes = outbox_cache.nindexes;
 	w->indexinfos = outbox_cache.indexinfos;
+	w->predattrs = outbox_cache.predattrs;
 	w->indexrels = palloc(sizeof(Relation) * Max(w->nindexes, 1));
 	for (i = 0; i < w->nindexes; i++)
 		w->indexrels[i] = index_open(outbox_cache.indexoids[i], RowExclusiveLock);
@@ -538,7 +592,12 @@ flush(MfgOutboxWriter *w)
 		for (j = 0; j < w->nindexes; j++)
 		{
 			Relation	indexrel = w->indexrels[j];
+			AttrNumber	predattr = w->predattrs[j];
 
+			if (predattr > 0 &&
+				(slot->tts_isnull[predattr - 1] ||
+				 !DatumGetBool(slot->tts_values[predattr - 1])))
+				continue;
 			FormIndexDatum(w->indexinfos[j], slot, NULL, values, isnull);
 			index_insert(indexrel, values, isnull, &slot->tts_tid, w->rel,
 						 indexrel->rd_index->indisunique ?
@@ -600,6 +659,7 @@ mfgsync_outbox_append(MfgOutboxWriter *w, text *message_type,
 	text_or_null(slot, OUTBOX_DATA, data);
 	text_or_null(slot, OUTBOX_OLD_DATA, old_data);
 	slot->tts_values[OUTBOX_CREATED_AT] = w->created_at;
+	slot->tts_values[OUTBOX_XACT_FIRST] = BoolGetDatum(xact_first());
 	ExecStoreVirtualTuple(slot);
 	MemoryContextSwitchTo(oldcxt);
 }

@@ -961,17 +961,26 @@ claim_in_xact(Endpoint *ep)
 		args[2] = CStringGetTextDatum(ep->types);
 		/*
 		 * The transactions not visible in low are those it saw running and
-		 * those from its xmax on: both are index ranges on txid, so this
-		 * costs the window's events, not the outbox's.  (min(o.id) would be
-		 * planned as a walk of the id index from the outbox's oldest event.)
+		 * those from its xmax on: two index scans of the xact_first events
+		 * by txid (OR would need a bitmap scan, which senders do not use),
+		 * so this costs the window's transactions, not the outbox's events.
+		 * A transaction's smallest id is that of one of its xact_first
+		 * events (sql/mfgsync--0.1.sql).  Every event of a subscribed type
+		 * is at or above it; events of other types below the next one of
+		 * ours are skipped by the walk.  (min(o.id) would be planned as a
+		 * walk of the id index from the outbox's oldest event.)
 		 */
-		rc = SPI_execute_with_args("SELECT min(o.id + 0) FROM mfgsync.outbox o "
-								   "WHERE (o.txid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot)::text::bigint)) "
-								   "       OR (o.txid >= pg_snapshot_xmax($1::pg_snapshot)::text::bigint "
-								   "           AND o.txid < pg_snapshot_xmax($2::pg_snapshot)::text::bigint)) "
-								   "  AND pg_visible_in_snapshot(o.txid::text::xid8, $2::pg_snapshot) "
-								   "  AND o.message_type = ANY ($3::text[])",
-								   3, types, args, NULL, true, 1);
+		rc = SPI_execute_with_args("SELECT least("
+								   " (SELECT min(o.id + 0) FROM mfgsync.outbox o "
+								   "   WHERE o.xact_first "
+								   "     AND o.txid = ANY (ARRAY(SELECT pg_snapshot_xip($1::pg_snapshot)::text::bigint)) "
+								   "     AND pg_visible_in_snapshot(o.txid::text::xid8, $2::pg_snapshot)), "
+								   " (SELECT min(o.id + 0) FROM mfgsync.outbox o "
+								   "   WHERE o.xact_first "
+								   "     AND o.txid >= pg_snapshot_xmax($1::pg_snapshot)::text::bigint "
+								   "     AND o.txid < pg_snapshot_xmax($2::pg_snapshot)::text::bigint "
+								   "     AND pg_visible_in_snapshot(o.txid::text::xid8, $2::pg_snapshot)))",
+								   2, types, args, NULL, true, 1);
 		mfgsync_check_spi(rc, SPI_OK_SELECT, "opening a window");
 		d = binval(0, 1, &isnull);
 		if (isnull)

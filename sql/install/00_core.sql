@@ -17,6 +17,14 @@
  * whole, so every claim would scan every recent event (doc/benchmarks.md).
  * id needs no unique index: the sequence hands out each value once, and
  * nothing else writes here (PgQ's event tables have no key either).
+ *
+ * The txid index holds only the events marked xact_first: the first event
+ * a transaction wrote, and the first after each change of subtransaction
+ * (src/outbox.c).  Every committed event has a committed xact_first event
+ * of its transaction at or below its id, so "the smallest id of these
+ * transactions' events" is found among a few index entries per
+ * transaction, and from there the id index leads on; a bulk statement
+ * pays one txid index entry, not one per row.
  */
 -- Hands out blocks of event ids, CACHE 1 required: see "Event ids" in
 -- src/outbox.c.  Ids within a block are consecutive.
@@ -30,10 +38,11 @@ CREATE TABLE mfgsync.outbox (
     key          json,
     data         json,
     old_data     json,
-    created_at   timestamptz NOT NULL
+    created_at   timestamptz NOT NULL,
+    xact_first   boolean     NOT NULL
 );
 CREATE INDEX outbox_id_idx ON mfgsync.outbox (id);
-CREATE INDEX outbox_txid_idx ON mfgsync.outbox (txid);
+CREATE INDEX outbox_txid_idx ON mfgsync.outbox (txid) WHERE xact_first;
 COMMENT ON TABLE mfgsync.outbox IS
     'Change events written by the capture trigger in the changing transaction';
 
@@ -496,6 +505,7 @@ DECLARE
     prev pg_snapshot;
     cur  pg_snapshot;
     own  xid8;
+    first_id bigint;
 BEGIN
     /* one reader per consumer at a time; under READ COMMITTED this returns
      * the position the previous reader committed */
@@ -522,11 +532,19 @@ BEGIN
        SET snapshot = mfgsync.snapshot_with_running(cur, own),
            last_read_at = now()
      WHERE c.name = read_events.consumer;
+    /* the smallest id of those transactions: see mfgsync.outbox */
+    SELECT min(o.id) INTO first_id
+      FROM mfgsync.outbox o
+     WHERE o.xact_first
+       AND o.txid >= pg_snapshot_xmin(prev)::text::bigint
+       AND o.txid <> own::text::bigint
+       AND pg_visible_in_snapshot(o.txid::text::xid8, cur)
+       AND NOT pg_visible_in_snapshot(o.txid::text::xid8, prev);
     RETURN QUERY
     SELECT o.id, o.message_type, o.action, o.key::jsonb, o.data::jsonb,
            o.old_data::jsonb, o.created_at, o.txid::text::xid8
       FROM mfgsync.outbox o
-     WHERE o.txid >= pg_snapshot_xmin(prev)::text::bigint
+     WHERE o.id >= first_id
        AND o.txid <> own::text::bigint
        AND pg_visible_in_snapshot(o.txid::text::xid8, cur)
        AND NOT pg_visible_in_snapshot(o.txid::text::xid8, prev)
@@ -1257,15 +1275,24 @@ DECLARE
     horizon bigint;
     n bigint;
 BEGIN
-    /* below the xmin of every position, every transaction is settled */
-    SELECT min(x) INTO horizon FROM (
-        SELECT pg_snapshot_xmin(low)::text::bigint FROM mfgsync.endpoint_state
-        UNION ALL
-        SELECT pg_snapshot_xmin(snapshot)::text::bigint FROM mfgsync.consumer
-        UNION ALL
-        SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS p(x);
+    /*
+     * The smallest id of an event (that this transaction sees) whose
+     * transaction is not visible in some position: every event below it is
+     * settled everywhere.  Each position's is found among the xact_first
+     * events from its xmin on (see mfgsync.outbox).  Events of transactions
+     * still running are not seen here, and not deleted.
+     */
+    SELECT min(f.first_id) INTO horizon
+      FROM (SELECT low FROM mfgsync.endpoint_state
+            UNION ALL
+            SELECT snapshot FROM mfgsync.consumer) AS p(pos)
+     CROSS JOIN LATERAL (
+            SELECT min(o.id) AS first_id FROM mfgsync.outbox o
+             WHERE o.xact_first
+               AND o.txid >= pg_snapshot_xmin(p.pos)::text::bigint
+               AND NOT pg_visible_in_snapshot(o.txid::text::xid8, p.pos)) AS f;
     DELETE FROM mfgsync.outbox o
-     WHERE o.txid < horizon
+     WHERE o.id < coalesce(horizon, 9223372036854775807)
        AND o.created_at < now() - current_setting('mfgsync.retention')::interval
        AND NOT EXISTS (SELECT 1 FROM mfgsync.retry r WHERE r.event_id = o.id)
        AND NOT EXISTS (SELECT 1 FROM mfgsync.dead_letter d WHERE d.event_id = o.id);
@@ -1318,8 +1345,14 @@ SELECT e.name, e.paused, e.paused_reason,
   CROSS JOIN LATERAL (
       SELECT count(*) AS pending, min(o.created_at) AS oldest
         FROM mfgsync.endpoint_state st
+        /* from the smallest id of a transaction not visible in low on */
+        CROSS JOIN LATERAL (
+            SELECT min(f.id) AS first_id FROM mfgsync.outbox f
+             WHERE f.xact_first
+               AND f.txid >= pg_snapshot_xmin(st.low)::text::bigint
+               AND NOT pg_visible_in_snapshot(f.txid::text::xid8, st.low)) AS f
         JOIN mfgsync.outbox o
-          ON o.txid >= pg_snapshot_xmin(st.low)::text::bigint
+          ON o.id >= f.first_id
          AND o.message_type IN (SELECT s.message_type FROM mfgsync.subscription s
                                  WHERE s.endpoint_id = e.id)
          AND NOT pg_visible_in_snapshot(o.txid::text::xid8, st.low)

@@ -379,6 +379,25 @@ is( sql(q{SELECT string_agg(backend_type || '/' || application_name || '/' || da
 		  . '; launcher started at '
 		  . sql(q{SELECT backend_start FROM pg_stat_activity WHERE backend_type = 'mfgsync launcher'}));
 	ok(set_and_reload('mfgsync.retention', undef, '7d'), 'retention reset');
+
+	# retire() stops below the first event some endpoint has not passed:
+	# a paused endpoint keeps the events written after it was created
+	sql(q{SELECT mfgsync.create_endpoint('held', 'http://127.0.0.1:9/held');
+		  SELECT mfgsync.subscribe('held', ARRAY['Ret']);
+		  SELECT mfgsync.pause_endpoint('held');});
+	sql(q{INSERT INTO ret_t SELECT g, 2 FROM generate_series(30001, 30010) g});
+	ok(wait_until(sub { @{ tail_read($tail) } >= 21010 }, 30, '10 more'),
+		'10 more events delivered to the endpoint that is not paused');
+	my $retire_now = q{BEGIN; SET LOCAL mfgsync.retention = 0;
+		SELECT mfgsync.retire(); COMMIT;};
+	sql($retire_now);
+	is(sql(q{SELECT count(*) || ' ' || min(key->>'id') || '-' || max(key->>'id')
+			   FROM mfgsync.events}),
+		'10 30001-30010', 'retire() keeps what the paused endpoint has not settled');
+	sql(q{SELECT mfgsync.drop_endpoint('held')});
+	sql($retire_now);
+	is(sql(q{SELECT count(*) FROM mfgsync.events}), '0',
+		'and retires them once that endpoint is gone');
 	sql(q{SELECT mfgsync.drop_endpoint('ret')});
 	stop_receiver($r);
 	note(sprintf('retention section: %.1f s', time() - $t0));

@@ -921,8 +921,8 @@ render_batch(Endpoint *ep)
 static void
 claim_in_xact(Endpoint *ep)
 {
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		args[3];
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
 	bool		isnull;
 	int			rc;
 
@@ -958,7 +958,6 @@ claim_in_xact(Endpoint *ep)
 
 		args[0] = CStringGetTextDatum(ep->low);
 		args[1] = CStringGetTextDatum(high);
-		args[2] = CStringGetTextDatum(ep->types);
 		/*
 		 * The transactions not visible in low are those it saw running and
 		 * those from its xmax on: two index scans of the xact_first events
@@ -985,7 +984,7 @@ claim_in_xact(Endpoint *ep)
 		d = binval(0, 1, &isnull);
 		if (isnull)
 		{
-			/* nothing for us: the window is walked already */
+			/* no event in the window: it is walked already */
 			move_low(ep, MemoryContextStrdup(ep->cxt, high));
 			ep->maybe_more = false;
 			return;

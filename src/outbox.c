@@ -36,7 +36,7 @@
  * current block lives in shared memory, where every backend of that
  * database draws from it under a spinlock: one counter, so the invariant
  * above holds.  A block is replaced only by the next one nextval() returns
- * after it was installed (the generation check in draw_event_ids), so ids
+ * after it was installed (the generation check in draw_event_id), so ids
  * only grow.  The sequence stays the durable record: ids of a block are
  * handed out only after nextval() logged it, a restart starts a new block,
  * and pg_dump keeps the sequence.  setval() takes effect with the next
@@ -59,6 +59,7 @@
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "executor/spi.h"
@@ -67,13 +68,12 @@
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
-#include "utils/syscache.h"
-#include "catalog/pg_sequence.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "mfgsync.h"

@@ -9,11 +9,16 @@
 # root, starts a throwaway cluster and measures:
 #
 #   1. single-row UPDATE by primary key, pgbench -c 2 -j 2 -M prepared, on
-#      four 100,000-row pgbench_accounts copies: untracked, tracked by
-#      mfgsync, with a PL/pgSQL outbox trigger, and with PgQ's logutriga;
-#      once with synchronous_commit = off and once with it on.  ROUNDS
-#      rounds, each running the four variants in rotated order; the median
-#      tps per variant is reported with its ratio to the untracked median;
+#      five 100,000-row pgbench_accounts copies: untracked, tracked by
+#      mfgsync, with a PL/pgSQL outbox trigger, with PgQ's logutriga, and
+#      "event row": no trigger, the UPDATE statement itself inserts a
+#      constant row the size of mfgsync's event into a table like the
+#      outbox with one index (what writing such an event through SQL costs,
+#      with nothing rendered); once with
+#      synchronous_commit = off and once with it on.  ROUNDS rounds, each
+#      running the variants in rotated order; per variant the median tps,
+#      its ratio to the untracked median, and the median WAL bytes per
+#      transaction are reported;
 #   2. one INSERT ... SELECT of 1,000,000 rows into a production-order
 #      shaped table, untracked vs tracked by mfgsync, BULK_RUNS (5) runs each,
 #      alternating; medians and the ratio tracked/untracked.
@@ -36,8 +41,9 @@ TARGET_OFF=75               # % of untracked tps, synchronous_commit = off
 TARGET_ON=97                # % of untracked tps, synchronous_commit = on
 TARGET_BULK=2.0             # tracked / untracked time, bulk insert
 
-VARIANTS=(plain mfgsync plpgsql pgq)
-declare -A LABEL=([plain]=untracked [mfgsync]=mfgsync [plpgsql]=plpgsql [pgq]=pgq)
+VARIANTS=(plain mfgsync plpgsql pgq rowonly)
+declare -A LABEL=([plain]=untracked [mfgsync]=mfgsync [plpgsql]=plpgsql [pgq]=pgq
+                  [rowonly]="event row")
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../common.sh
@@ -133,27 +139,40 @@ setup_accounts()
         >"$WORK/pgbench-init.log" 2>&1 || { cat "$WORK/pgbench-init.log" >&2; return 1; }
     psql_run >/dev/null <"$HERE/setup.sql"
 
-    local v
+    local v update filler
+    filler=$(printf '%84s' '')
     for v in "${VARIANTS[@]}"; do
+        update="UPDATE accounts_$v SET abalance = abalance + :delta WHERE aid = :aid"
+        # the event mfgsync writes for such an update, as constants of the
+        # same size (pgbench reads a statement from one line)
+        if [ "$v" = rowonly ]; then
+            update="WITH u AS ($update RETURNING aid) \
+INSERT INTO bench_event_rows SELECT nextval('bench_event_rows_seq'), 1234567, \
+'Account', 'Change', '{\"aid\":12345}', \
+'{\"aid\":12345,\"bid\":1,\"abalance\":-1234,\"filler\":\"$filler\"}', \
+'{\"aid\":12345,\"bid\":1,\"abalance\":-4321,\"filler\":\"$filler\"}', \
+'2026-11-22 01:53:27.574437+00', true FROM u"
+        fi
         cat >"$WORK/update_$v.sql" <<EOF
 \\set aid random(1, $ACCOUNTS)
 \\set delta random(-5000, 5000)
-UPDATE accounts_$v SET abalance = abalance + :delta WHERE aid = :aid;
+$update;
 EOF
     done
 }
 
-# reset_between_runs: empty the three outboxes, VACUUM ANALYZE, CHECKPOINT,
+# reset_between_runs: empty the four outboxes, VACUUM ANALYZE, CHECKPOINT,
 # so every run starts from the same state whatever ran before it
 reset_between_runs()
 {
     psql_run >/dev/null <<'EOF'
 TRUNCATE mfgsync.outbox;
 TRUNCATE bench_plpgsql_outbox;
+TRUNCATE bench_event_rows;
 SELECT pgq.drop_queue('bench');
 SELECT pgq.create_queue('bench');
 VACUUM ANALYZE accounts_plain, accounts_mfgsync, accounts_plpgsql, accounts_pgq,
-               mfgsync.outbox, bench_plpgsql_outbox;
+               accounts_rowonly, mfgsync.outbox, bench_plpgsql_outbox, bench_event_rows;
 CHECKPOINT;
 EOF
 }
@@ -166,18 +185,21 @@ events()
         mfgsync) psql_val "SELECT count(*) FROM mfgsync.outbox" ;;
         plpgsql) psql_val "SELECT count(*) FROM bench_plpgsql_outbox" ;;
         pgq)     psql_val "SELECT count(*) FROM pgq.event_template" ;;
+        rowonly) psql_val "SELECT count(*) FROM bench_event_rows" ;;
     esac
 }
 
 declare -A TPS              # "mode/variant" -> tps of every round
+declare -A WAL              # "mode/variant" -> WAL bytes per transaction of every round
 
 # run_pgbench mode variant round: one measured run, appended to TPS
 run_pgbench()
 {
     local mode=$1 v=$2 round=$3
-    local out="$WORK/pgbench-$mode-$v-$round.log" tps txns failed ev
+    local out="$WORK/pgbench-$mode-$v-$round.log" tps txns failed ev lsn wal
 
     reset_between_runs
+    lsn=$(psql_val "SELECT pg_current_wal_insert_lsn()")
     if ! run_unprivileged env PGOPTIONS="-c synchronous_commit=$mode" \
         pgbench -n -M prepared -c 2 -j 2 -T "$BENCH_SECONDS" \
         -f "$WORK/update_$v.sql" -h "$WORK" -p "$PORT" bench >"$out" 2>&1; then
@@ -188,7 +210,7 @@ run_pgbench()
     tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$out")
     txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")
     failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
-    if [ -z "$tps" ] || [ -z "$txns" ] || [ "${failed:-0}" != 0 ]; then
+    if [ -z "$tps" ] || [ "${txns:-0}" = 0 ] || [ "${failed:-0}" != 0 ]; then
         cat "$out" >&2
         die "unexpected pgbench result on accounts_$v"
     fi
@@ -200,12 +222,16 @@ run_pgbench()
         die "accounts_$v: $txns transactions but $ev events captured"
     fi
 
+    # everything the server logged in the run, checkpoints' full pages too
+    wal=$(psql_val "SELECT round(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$lsn') / $txns)")
+
     TPS[$mode/$v]="${TPS[$mode/$v]:-} $tps"
-    printf 'run.sh:   sync_commit=%-3s round %d  %-9s %10.0f tps  %8d txns  %8d events\n' \
-        "$mode" "$round" "${LABEL[$v]}" "$tps" "$txns" "$ev"
+    WAL[$mode/$v]="${WAL[$mode/$v]:-} $wal"
+    printf 'run.sh:   sync_commit=%-3s round %d  %-9s %10.0f tps  %8d txns  %8d events  %5d WAL bytes/txn\n' \
+        "$mode" "$round" "${LABEL[$v]}" "$tps" "$txns" "$ev" "$wal"
 }
 
-# bench_updates mode: ROUNDS rounds of the four variants, rotated
+# bench_updates mode: ROUNDS rounds of the variants, rotated
 bench_updates()
 {
     local mode=$1 round i n=${#VARIANTS[@]} actual
@@ -292,10 +318,23 @@ tps_line()
     # shellcheck disable=SC2086  # word splitting of the tps lists is wanted
     base=$(median ${TPS[$mode/plain]})
     line=$(printf 'synchronous_commit=%-3s  untracked %.0f tps' "$mode" "$base")
-    for v in mfgsync plpgsql pgq; do
+    for v in mfgsync plpgsql pgq rowonly; do
         # shellcheck disable=SC2086
         med=$(median ${TPS[$mode/$v]})
-        line+=$(printf ' | %s %.0f tps (%.0f%%)' "$v" "$med" "$(calc "100 * $med / $base")")
+        line+=$(printf ' | %s %.0f tps (%.0f%%)' "${LABEL[$v]}" "$med" "$(calc "100 * $med / $base")")
+    done
+    echo "$line"
+}
+
+# wal_line mode: median WAL bytes per transaction of each variant
+wal_line()
+{
+    local mode=$1 v line
+    line=$(printf 'synchronous_commit=%-3s  WAL bytes/txn:' "$mode")
+    for v in "${VARIANTS[@]}"; do
+        # shellcheck disable=SC2086
+        line+=$(printf ' %s %.0f' "${LABEL[$v]}" "$(median ${WAL[$mode/$v]})")
+        [ "$v" = "${VARIANTS[-1]}" ] || line+=' |'
     done
     echo "$line"
 }
@@ -332,6 +371,10 @@ report()
     echo "update by pk, pgbench -c 2 -j 2 -M prepared, 100,000 rows:"
     tps_line off
     tps_line on
+    wal_line off
+    wal_line on
+    echo '("event row": no trigger; the UPDATE itself inserts a constant row the size of'
+    echo " mfgsync's event into a table like the outbox with one index; nothing rendered)"
     printf 'bulk 1M rows: untracked %.2f s | tracked %.2f s (%.2fx)\n' "$ut" "$tr" "$bulk"
     echo
     echo "targets:"

@@ -1,12 +1,16 @@
 -- test/bench/setup.sql - schema of the benchmark database (read by run.sh).
 --
--- Four copies of pgbench_accounts (100,000 rows, scale 1) that differ only
+-- Five copies of pgbench_accounts (100,000 rows, scale 1) that differ only
 -- in how their changes are captured:
 --
 --   accounts_plain    nothing (baseline)
 --   accounts_mfgsync  mfgsync.track(): C statement-level capture trigger
 --   accounts_plpgsql  PL/pgSQL row trigger writing to_jsonb(NEW) to an outbox
 --   accounts_pgq      PgQ's C row trigger pgq.logutriga
+--   accounts_rowonly  no trigger: run.sh's UPDATE statement itself inserts a
+--                     row the size of mfgsync's event, as constants, into
+--                     bench_event_rows (writing the event through SQL, with
+--                     nothing rendered and one index)
 --
 -- pgbench -i -s 1 has filled pgbench_accounts before this script runs.
 
@@ -15,15 +19,17 @@
 CREATE EXTENSION mfgsync;
 CREATE EXTENSION pgq;
 
--- the four tables, same shape, same rows, same physical layout
+-- the five tables, same shape, same rows, same physical layout
 CREATE TABLE accounts_plain   (aid int PRIMARY KEY, bid int, abalance int, filler char(84));
 CREATE TABLE accounts_mfgsync (aid int PRIMARY KEY, bid int, abalance int, filler char(84));
 CREATE TABLE accounts_plpgsql (aid int PRIMARY KEY, bid int, abalance int, filler char(84));
 CREATE TABLE accounts_pgq     (aid int PRIMARY KEY, bid int, abalance int, filler char(84));
+CREATE TABLE accounts_rowonly (aid int PRIMARY KEY, bid int, abalance int, filler char(84));
 INSERT INTO accounts_plain   SELECT aid, bid, abalance, filler FROM pgbench_accounts ORDER BY aid;
 INSERT INTO accounts_mfgsync SELECT aid, bid, abalance, filler FROM pgbench_accounts ORDER BY aid;
 INSERT INTO accounts_plpgsql SELECT aid, bid, abalance, filler FROM pgbench_accounts ORDER BY aid;
 INSERT INTO accounts_pgq     SELECT aid, bid, abalance, filler FROM pgbench_accounts ORDER BY aid;
+INSERT INTO accounts_rowonly SELECT aid, bid, abalance, filler FROM pgbench_accounts ORDER BY aid;
 DROP TABLE pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history;
 
 -- b. mfgsync
@@ -61,3 +67,10 @@ CREATE TRIGGER bench_pgq_capture
     FOR EACH ROW EXECUTE FUNCTION pgq.logutriga('bench');
 
 -- the bulk test's production-order shaped table is created per run by run.sh
+
+-- e. event rows: a table like the outbox, with its id index only; run.sh's
+-- UPDATE of accounts_rowonly inserts one constant event-sized row per row
+-- updated (ids from a sequence cached per session, like mfgsync's blocks)
+CREATE TABLE bench_event_rows (LIKE mfgsync.outbox);
+CREATE INDEX ON bench_event_rows (id);
+CREATE SEQUENCE bench_event_rows_seq CACHE 1000;

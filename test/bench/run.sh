@@ -14,11 +14,10 @@
 #      "event row": no trigger, the UPDATE statement itself inserts a
 #      constant row the size of mfgsync's event into a table like the
 #      outbox with one index (what writing such an event through SQL costs,
-#      with nothing rendered); once with
-#      synchronous_commit = off and once with it on.  ROUNDS rounds, each
-#      running the variants in rotated order; per variant the median tps,
-#      its ratio to the untracked median, and the median WAL bytes per
-#      transaction are reported;
+#      with nothing rendered); once with synchronous_commit = off and once
+#      with it on.  ROUNDS rounds, each running the variants in rotated
+#      order; per variant the median tps, its ratio to the untracked median,
+#      and the median WAL bytes per transaction are reported;
 #   2. one INSERT ... SELECT of 1,000,000 rows into a production-order
 #      shaped table, untracked vs tracked by mfgsync, BULK_RUNS (5) runs each,
 #      alternating; medians and the ratio tracked/untracked.
@@ -134,7 +133,7 @@ met()
 
 setup_accounts()
 {
-    msg "loading 4 x $ACCOUNTS accounts rows"
+    msg "loading ${#VARIANTS[@]} x $ACCOUNTS accounts rows"
     run_unprivileged pgbench -i -s 1 -n -q -h "$WORK" -p "$PORT" bench \
         >"$WORK/pgbench-init.log" 2>&1 || { cat "$WORK/pgbench-init.log" >&2; return 1; }
     psql_run >/dev/null <"$HERE/setup.sql"
@@ -318,7 +317,7 @@ tps_line()
     # shellcheck disable=SC2086  # word splitting of the tps lists is wanted
     base=$(median ${TPS[$mode/plain]})
     line=$(printf 'synchronous_commit=%-3s  untracked %.0f tps' "$mode" "$base")
-    for v in mfgsync plpgsql pgq rowonly; do
+    for v in "${VARIANTS[@]:1}"; do
         # shellcheck disable=SC2086
         med=$(median ${TPS[$mode/$v]})
         line+=$(printf ' | %s %.0f tps (%.0f%%)' "${LABEL[$v]}" "$med" "$(calc "100 * $med / $base")")

@@ -1272,27 +1272,30 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    horizon bigint;
     n bigint;
 BEGIN
     /*
-     * The smallest id of an event (that this transaction sees) whose
-     * transaction is not visible in some position: every event below it is
-     * settled everywhere.  Each position's is found among the xact_first
-     * events from its xmin on (see mfgsync.outbox).  Events of transactions
-     * still running are not seen here, and not deleted.
+     * The horizon is the smallest id of an event (that this statement sees)
+     * whose transaction is not visible in some position: every event below
+     * it is settled everywhere.  Each position's is found among the
+     * xact_first events from its xmin on (see mfgsync.outbox).  Events of
+     * transactions still running are not seen, and not deleted.  It must be
+     * one statement: with the horizon taken in a statement of its own, a
+     * transaction committing before the DELETE's snapshot would be deleted
+     * without having counted in the horizon.
      */
-    SELECT min(f.first_id) INTO horizon
-      FROM (SELECT low FROM mfgsync.endpoint_state
-            UNION ALL
-            SELECT snapshot FROM mfgsync.consumer) AS p(pos)
-     CROSS JOIN LATERAL (
-            SELECT min(o.id) AS first_id FROM mfgsync.outbox o
-             WHERE o.xact_first
-               AND o.txid >= pg_snapshot_xmin(p.pos)::text::bigint
-               AND NOT pg_visible_in_snapshot(o.txid::text::xid8, p.pos)) AS f;
+    WITH horizon AS (
+        SELECT min(f.first_id) AS id
+          FROM (SELECT low FROM mfgsync.endpoint_state
+                UNION ALL
+                SELECT snapshot FROM mfgsync.consumer) AS p(pos)
+         CROSS JOIN LATERAL (
+                SELECT min(o.id) AS first_id FROM mfgsync.outbox o
+                 WHERE o.xact_first
+                   AND o.txid >= pg_snapshot_xmin(p.pos)::text::bigint
+                   AND NOT pg_visible_in_snapshot(o.txid::text::xid8, p.pos)) AS f)
     DELETE FROM mfgsync.outbox o
-     WHERE o.id < coalesce(horizon, 9223372036854775807)
+     WHERE o.id < coalesce((SELECT h.id FROM horizon h), 9223372036854775807)
        AND o.created_at < now() - current_setting('mfgsync.retention')::interval
        AND NOT EXISTS (SELECT 1 FROM mfgsync.retry r WHERE r.event_id = o.id)
        AND NOT EXISTS (SELECT 1 FROM mfgsync.dead_letter d WHERE d.event_id = o.id);

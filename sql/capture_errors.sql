@@ -84,6 +84,11 @@ SELECT try($$CREATE TRIGGER bad_args AFTER INSERT ON nokey REFERENCING NEW TABLE
              FOR EACH STATEMENT EXECUTE FUNCTION mfgsync.capture('X')$$);
 SELECT try($$INSERT INTO nokey VALUES (1, 'a')$$);
 DROP TRIGGER bad_args ON nokey;
+-- a key count past the arguments, also one that would overflow an int
+SELECT try($$CREATE TRIGGER bad_nkeys AFTER INSERT ON nokey REFERENCING NEW TABLE AS n
+             FOR EACH STATEMENT EXECUTE FUNCTION mfgsync.capture('X', 'error', '2147483647', 'id', '*')$$);
+SELECT try($$INSERT INTO nokey VALUES (1, 'a')$$);
+DROP TRIGGER bad_nkeys ON nokey;
 SELECT try($$CREATE TRIGGER bad_col AFTER INSERT ON nokey REFERENCING NEW TABLE AS n
              FOR EACH STATEMENT EXECUTE FUNCTION mfgsync.capture('X', 'error', '1', 'gone', '*')$$);
 SELECT try($$INSERT INTO nokey VALUES (1, 'a')$$);

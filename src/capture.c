@@ -174,7 +174,7 @@ build_capture(MfgCapture *cap, Relation rel, Trigger *trigger)
 	MemoryContext oldcxt;
 
 	if (nargs < 4 || (strcmp(args[1], "error") != 0 && strcmp(args[1], "event") != 0) ||
-		(cap->nkeys = pg_strtoint32(args[2])) < 1 || 3 + cap->nkeys >= nargs)
+		(cap->nkeys = pg_strtoint32(args[2])) < 1 || cap->nkeys > nargs - 4)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("trigger \"%s\" on relation \"%s\" has invalid mfgsync arguments",

@@ -33,6 +33,14 @@ DROP INDEX mfgsync.outbox_lower_idx;
 CREATE INDEX outbox_add_idx ON mfgsync.outbox (id) WHERE action = 'Add';
 INSERT INTO line_a VALUES (12, 'refused');
 DROP INDEX mfgsync.outbox_add_idx;
+-- only B-tree indexes: other access methods keep per-statement state in the
+-- IndexInfo that the capture trigger keeps across statements
+CREATE INDEX outbox_created_brin ON mfgsync.outbox USING brin (created_at);
+INSERT INTO line_a VALUES (12, 'refused');
+DROP INDEX mfgsync.outbox_created_brin;
+CREATE INDEX outbox_id_hash ON mfgsync.outbox USING hash (id);
+INSERT INTO line_a VALUES (12, 'refused');
+DROP INDEX mfgsync.outbox_id_hash;
 INSERT INTO line_a VALUES (12, 'written');
 SELECT count(*) FROM mfgsync.outbox WHERE key->>'id' = '12';
 DROP INDEX mfgsync.outbox_action_idx;
@@ -67,5 +75,18 @@ INSERT INTO line_b VALUES (2, 'refused');
 ALTER SEQUENCE mfgsync.event_id_seq CACHE 1;
 INSERT INTO line_b VALUES (2, 'written');
 SELECT id, key FROM mfgsync.outbox ORDER BY id;
+-- a block is as long as the increment the senders count on: a smaller one
+-- (whose next value would fall inside the block in use) is refused
+ALTER SEQUENCE mfgsync.event_id_seq INCREMENT BY 100;
+INSERT INTO line_b VALUES (3, 'refused');
+ALTER SEQUENCE mfgsync.event_id_seq INCREMENT BY 1000;
+-- and a sequence set back below ids handed out is refused, not reused: of
+-- the block 1..1000, ids 1 and 2 are used; 999 more events need the next
+-- block, which would start at 1 again
+SELECT setval('mfgsync.event_id_seq', 1, false);
+INSERT INTO line_b SELECT g, 'refused' FROM generate_series(3, 1001) g;
+SELECT setval('mfgsync.event_id_seq', 1000);
+INSERT INTO line_b SELECT g, 'written' FROM generate_series(3, 1001) g;
+SELECT min(id), max(id), count(*) FROM mfgsync.outbox WHERE id > 2;
 DROP TABLE line_a, line_b;
 DROP FUNCTION own_trigger();

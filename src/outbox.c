@@ -32,12 +32,14 @@
  *
  * Event ids.  Calling nextval() for every event was a sizeable part of a
  * single-row statement's capture cost.  Instead mfgsync.event_id_seq hands
- * out blocks ("INCREMENT BY" ids each, CACHE 1), and each database's
+ * out blocks (MFGSYNC_ID_BLOCK ids each: INCREMENT BY 1000, CACHE 1, both
+ * checked), and each database's
  * current block lives in shared memory, where every backend of that
  * database draws from it under a spinlock: one counter, so the invariant
  * above holds.  A block is replaced only by the next one nextval() returns
- * after it was installed (the generation check in draw_event_id), so ids
- * only grow.  The sequence stays the durable record: ids of a block are
+ * after it was installed (the generation check in draw_event_id), and only
+ * if it starts above the block before it, so ids only grow: a sequence set
+ * back by setval() or a smaller increment is refused, not reused.  The sequence stays the durable record: ids of a block are
  * handed out only after nextval() logged it, a restart starts a new block,
  * and pg_dump keeps the sequence.  setval() takes effect with the next
  * block.  A database that finds no free slot (more than
@@ -59,6 +61,7 @@
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
@@ -113,7 +116,6 @@ typedef struct MfgOutboxCache
 	bool		valid;			/* false: rebuild before use */
 	Oid			relid;			/* mfgsync.outbox */
 	Oid			seqid;			/* mfgsync.event_id_seq */
-	int64		id_block;		/* its increment: ids per block */
 	int			nindexes;		/* indexes ready for inserts, -1: not read */
 	Oid		   *indexoids;		/* their OIDs */
 	IndexInfo **indexinfos;		/* their IndexInfo */
@@ -157,7 +159,6 @@ struct MfgOutboxWriter
 	IndexInfo **indexinfos;		/* their IndexInfo (outbox_cache's) */
 	AttrNumber *predattrs;		/* their predicate column (outbox_cache's) */
 	Oid			seqid;			/* mfgsync.event_id_seq */
-	int64		id_block;		/* its increment */
 	Datum		txid;			/* top-level xid8 of this transaction, as int8 */
 	Datum		created_at;		/* statement start time */
 	CommandId	cid;			/* command id for the inserts */
@@ -190,31 +191,28 @@ outbox_relid(const char *relname)
 }
 
 /*
- * sequence_block
- *		The increment of mfgsync.event_id_seq, checking that its values can
- *		serve as blocks of event ids.
+ * check_id_sequence
+ *		Check that the values of mfgsync.event_id_seq can serve as blocks of
+ *		event ids.
  */
-static int64
-sequence_block(Oid seqid)
+static void
+check_id_sequence(Oid seqid)
 {
 	HeapTuple	tuple = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid));
 	Form_pg_sequence seq;
-	int64		increment;
 
 	if (!HeapTupleIsValid(tuple))
 		elog(ERROR, "cache lookup failed for sequence %u", seqid);
 	seq = (Form_pg_sequence) GETSTRUCT(tuple);
-	increment = seq->seqincrement;
-	if (seq->seqcache != 1 || increment < 1)
+	if (seq->seqcache != 1 || seq->seqincrement != MFGSYNC_ID_BLOCK)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("sequence \"%s.event_id_seq\" must have CACHE 1 and a positive increment",
-						MFGSYNC_NAME),
+				 errmsg("sequence \"%s.event_id_seq\" must have INCREMENT BY %d and CACHE 1",
+						MFGSYNC_NAME, MFGSYNC_ID_BLOCK),
 				 errdetail("Event ids must grow in the order events are written, across all sessions."),
-				 errhint("Run ALTER SEQUENCE %s.event_id_seq CACHE 1 INCREMENT BY 1000.",
-						 MFGSYNC_NAME)));
+				 errhint("Run ALTER SEQUENCE %s.event_id_seq INCREMENT BY %d CACHE 1.",
+						 MFGSYNC_NAME, MFGSYNC_ID_BLOCK)));
 	ReleaseSysCache(tuple);
-	return increment;
 }
 
 /*
@@ -256,7 +254,7 @@ reset_outbox_cache(void)
 	outbox_cache.nindexes = -1;
 	outbox_cache.relid = outbox_relid("outbox");
 	outbox_cache.seqid = outbox_relid("event_id_seq");
-	outbox_cache.id_block = sequence_block(outbox_cache.seqid);
+	check_id_sequence(outbox_cache.seqid);
 	outbox_cache.valid = true;
 }
 
@@ -330,13 +328,19 @@ read_outbox_indexes(Relation rel)
 		{
 			AttrNumber	predattr = predicate_column(info->ii_Predicate);
 
-			if (info->ii_Expressions != NIL || predattr < 0)
+			/*
+			 * Only B-tree: the IndexInfo is kept across statements, and other
+			 * access methods cache per-statement state in it (ii_AmCache)
+			 * that points into the index's relcache entry.
+			 */
+			if (indexrel->rd_rel->relam != BTREE_AM_OID ||
+				info->ii_Expressions != NIL || predattr < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("index \"%s\" on mfgsync.outbox is not supported",
 								RelationGetRelationName(indexrel)),
-						 errdetail("The capture trigger maintains only indexes of plain columns of the outbox, whole or restricted to rows where one boolean column is true."),
-						 errhint("Drop the index, or index plain columns of mfgsync.outbox.")));
+						 errdetail("The capture trigger maintains only B-tree indexes of plain columns of the outbox, whole or restricted to rows where one boolean column is true."),
+						 errhint("Drop the index, or create a B-tree index of plain columns of mfgsync.outbox.")));
 			outbox_cache.indexoids[n] = RelationGetRelid(indexrel);
 			outbox_cache.predattrs[n] = predattr;
 			outbox_cache.indexinfos[n++] = info;
@@ -441,7 +445,7 @@ find_id_block(void)
  * obtained after the previous one was installed, so ids keep growing.
  */
 static int64
-draw_event_id(Oid seqid, int64 block_size)
+draw_event_id(Oid seqid)
 {
 	MfgIdBlock *b = find_id_block();
 
@@ -454,6 +458,8 @@ draw_event_id(Oid seqid, int64 block_size)
 		bool		got = false;
 		uint64		generation;
 		int64		first;
+		bool		went_back = false;
+		int64		last_used = 0;
 
 		SpinLockAcquire(&id_shared->mutex);
 		if (b->seqid != seqid)
@@ -479,11 +485,28 @@ draw_event_id(Oid seqid, int64 block_size)
 		SpinLockAcquire(&id_shared->mutex);
 		if (b->seqid == seqid && b->generation == generation)
 		{
-			b->next = first;
-			b->last = first + block_size - 1;
-			b->generation++;
+			if (first > b->last)
+			{
+				b->next = first;
+				b->last = first + MFGSYNC_ID_BLOCK - 1;
+				b->generation++;
+			}
+			else
+			{
+				went_back = true;
+				last_used = b->last;
+			}
 		}
 		SpinLockRelease(&id_shared->mutex);
+		if (went_back)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("sequence \"%s.event_id_seq\" was set back below event ids already handed out",
+							MFGSYNC_NAME),
+					 errdetail("It returned %lld, but ids up to %lld are in use.",
+							   (long long) first, (long long) last_used),
+					 errhint("Run SELECT setval('%s.event_id_seq', %lld).",
+							 MFGSYNC_NAME, (long long) last_used)));
 	}
 }
 
@@ -547,7 +570,6 @@ mfgsync_outbox_open(int64 expected_rows)
 		w->indexrels[i] = index_open(outbox_cache.indexoids[i], RowExclusiveLock);
 
 	w->seqid = outbox_cache.seqid;
-	w->id_block = outbox_cache.id_block;
 	w->txid = Int64GetDatum((int64) U64FromFullTransactionId(GetTopFullTransactionId()));
 	w->created_at = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
 	w->cid = GetCurrentCommandId(true);
@@ -650,7 +672,7 @@ mfgsync_outbox_append(MfgOutboxWriter *w, text *message_type,
 	oldcxt = MemoryContextSwitchTo(w->bufcxt);
 	ExecClearTuple(slot);
 	memset(slot->tts_isnull, false, OUTBOX_NATTS * sizeof(bool));
-	slot->tts_values[OUTBOX_ID] = Int64GetDatum(draw_event_id(w->seqid, w->id_block));
+	slot->tts_values[OUTBOX_ID] = Int64GetDatum(draw_event_id(w->seqid));
 	slot->tts_values[OUTBOX_TXID] = w->txid;
 	slot->tts_values[OUTBOX_MESSAGE_TYPE] =
 		PointerGetDatum(DatumGetTextPCopy(PointerGetDatum(message_type)));

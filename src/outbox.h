@@ -22,6 +22,12 @@
 #define MFGSYNC_ACTION_DELETE	"Delete"
 #define MFGSYNC_ACTION_TRUNCATE "Truncate"
 
+/*
+ * Event ids are handed out in blocks of this many, one per value of
+ * mfgsync.event_id_seq, whose INCREMENT BY must be the same (src/outbox.c).
+ */
+#define MFGSYNC_ID_BLOCK 1000
+
 typedef struct MfgOutboxWriter MfgOutboxWriter;
 
 extern void mfgsync_outbox_init(void);

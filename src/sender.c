@@ -91,6 +91,7 @@
 #include "b2mml.h"
 #include "http.h"
 #include "mfgsync.h"
+#include "outbox.h"
 #include "webhook.h"
 #include "worker.h"
 
@@ -940,9 +941,8 @@ claim_in_xact(Endpoint *ep)
 		 * latest block bounds the ids drawn so far (src/outbox.c).
 		 */
 		rc = SPI_execute("SELECT pg_current_snapshot()::text, "
-						 "(SELECT s.last_value + p.seqincrement - 1 "
-						 "   FROM mfgsync.event_id_seq s, pg_catalog.pg_sequence p "
-						 "  WHERE p.seqrelid = 'mfgsync.event_id_seq'::regclass)",
+						 "(SELECT last_value + " CppAsString2(MFGSYNC_ID_BLOCK) " - 1 "
+						 "   FROM mfgsync.event_id_seq)",
 						 true, 1);
 		mfgsync_check_spi(rc, SPI_OK_SELECT, "opening a window");
 		high = MemoryContextStrdup(ep->batchcxt, getvalue(0, 1));

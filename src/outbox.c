@@ -32,19 +32,19 @@
  *
  * Event ids.  Calling nextval() for every event was a sizeable part of a
  * single-row statement's capture cost.  Instead mfgsync.event_id_seq hands
- * out blocks (MFGSYNC_ID_BLOCK ids each: INCREMENT BY 1000, CACHE 1, both
- * checked), and each database's
- * current block lives in shared memory, where every backend of that
- * database draws from it under a spinlock: one counter, so the invariant
- * above holds.  A block is replaced only by the next one nextval() returns
- * after it was installed (the generation check in draw_event_id), and only
- * if it starts above the block before it, so ids only grow: a sequence set
- * back by setval() or a smaller increment is refused, not reused.  The sequence stays the durable record: ids of a block are
- * handed out only after nextval() logged it, a restart starts a new block,
- * and pg_dump keeps the sequence.  setval() takes effect with the next
- * block.  A database that finds no free slot (more than
- * MFGSYNC_ID_DATABASES use mfgsync) calls nextval() for every event, until
- * the next restart: never a mix of both within one database.
+ * out blocks (MFGSYNC_ID_BLOCK ids each: INCREMENT BY 1000 and CACHE 1,
+ * both checked), and each database's current block lives in shared memory,
+ * where every backend of that database draws from it under a spinlock: one
+ * counter, so the invariant above holds.  A block is replaced only by the
+ * next one nextval() returns after it was installed (the generation check
+ * in draw_event_id), and only if it starts above the block before it, so
+ * ids only grow: a sequence set back by setval() is refused, its values
+ * are never handed out again.  The sequence stays the durable record: ids
+ * of a block are handed out only after nextval() logged it, a restart
+ * starts a new block, and pg_dump keeps the sequence.  setval() forward
+ * takes effect with the next block.  A database that finds no free slot
+ * (more than MFGSYNC_ID_DATABASES use mfgsync) calls nextval() for every
+ * event, until the next restart: never a mix of both within one database.
  *
  * Portions Copyright (c) 2026, mfgsync developers
  *
@@ -442,7 +442,8 @@ find_id_block(void)
  * returns the first id of a new one.  It is installed only if no other
  * backend installed one meanwhile; otherwise it is left unused (a gap) and
  * the other one is drawn from.  Either way every block installed was
- * obtained after the previous one was installed, so ids keep growing.
+ * obtained after the previous one was installed; one that would start
+ * inside it (the sequence was set back) is an error.  So ids keep growing.
  */
 static int64
 draw_event_id(Oid seqid)

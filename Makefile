@@ -19,7 +19,7 @@ SHLIB_LINK = $(shell pkg-config --libs $(PKG_LIBS))
 
 # pg_regress: sql/<test>.sql against expected/<test>.out, on its own server
 # (the suites of later subsystems are picked up by their names' prefixes)
-REGRESS = install guc capture capture_types capture_errors capture_privileges \
+REGRESS = install guc capture capture_nested capture_types capture_errors capture_privileges \
 	reader endpoints \
 	$(sort $(basename $(notdir $(wildcard sql/b2mml*.sql sql/http_fdw*.sql sql/pull*.sql)))) \
 	drop_extension

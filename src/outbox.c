@@ -46,6 +46,20 @@
  * (more than MFGSYNC_ID_DATABASES use mfgsync) calls nextval() for every
  * event, until the next restart: never a mix of both within one database.
  *
+ * Nested statements.  A statement run by a trigger (or by anything its
+ * after-triggers call) changes rows after the statement that fired the
+ * trigger did, but the capture trigger of that outer statement fires last:
+ * after-row triggers fire before after-statement ones.  Written at once,
+ * the nested statement's events would get the smaller ids, and a receiver
+ * would apply a key's changes in the wrong order.  So the statements whose
+ * after-triggers are firing are counted as nesting frames (ExecutorFinish,
+ * and COPY FROM and TRUNCATE, which fire theirs outside the executor); a
+ * capture in frame 2 or deeper keeps its events in a tuplestore, and each
+ * frame hands its own events, then those of the frames it ran, to the
+ * frame around it.  Frame 1 writes them after its own captures wrote
+ * directly.  Events of subtransactions that rolled back meanwhile are
+ * dropped; see "Events of nested statements" below.
+ *
  * Portions Copyright (c) 2026, mfgsync developers
  *
  * IDENTIFICATION
@@ -64,20 +78,26 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
+#include "commands/copy.h"
 #include "commands/sequence.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #include "mfgsync.h"
 #include "outbox.h"
@@ -101,6 +121,21 @@ enum
 	OUTBOX_CREATED_AT,
 	OUTBOX_XACT_FIRST,
 	OUTBOX_NATTS
+};
+
+/*
+ * columns of an event kept for later (see "Events of nested statements"):
+ * the outbox's from message_type to old_data, then the subtransaction
+ */
+enum
+{
+	NESTED_MESSAGE_TYPE,
+	NESTED_ACTION,
+	NESTED_KEY,
+	NESTED_DATA,
+	NESTED_OLD_DATA,
+	NESTED_SUBID,
+	NESTED_NATTS
 };
 
 /*
@@ -150,9 +185,53 @@ static bool my_id_block_looked_up = false;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
+/* one nesting frame's kept events (see "Events of nested statements") */
+typedef struct MfgNestFrame
+{
+	Tuplestorestate *own;		/* of its statement's captures */
+	Tuplestorestate *nested;	/* then those of the frames it ran */
+} MfgNestFrame;
+
+/* frames open: statements whose after-triggers may be firing */
+static int	nest_depth = 0;
+
+/*
+ * Until the last frame ends, in TopTransactionContext: frames[1..nframes]
+ * (NULL: nothing kept), the [first, last] subtransaction id ranges rolled
+ * back meanwhile, and stores of frames left by an error, to be ended.
+ */
+static MfgNestFrame *nest_frames = NULL;
+static int	nest_nframes = 0;
+static List *nest_rolled_back = NIL;
+static List *nest_unused = NIL;
+
+/* the subtransaction started last in this transaction */
+static SubTransactionId nest_last_subid = InvalidSubTransactionId;
+
+/* a kept event's columns (NESTED_*), in TopMemoryContext */
+static TupleDesc nest_desc = NULL;
+
+static ExecutorFinish_hook_type prev_executor_finish = NULL;
+static ProcessUtility_hook_type prev_process_utility = NULL;
+
+static Tuplestorestate *frame_store(int depth, bool own);
+static Tuplestorestate *new_store(void);
+static void nest_executor_finish(QueryDesc *queryDesc);
+static void nest_process_utility(PlannedStmt *pstmt, const char *queryString,
+								 bool readOnlyTree,
+								 ProcessUtilityContext context,
+								 ParamListInfo params,
+								 QueryEnvironment *queryEnv,
+								 DestReceiver *dest, QueryCompletion *qc);
+static void nest_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								  SubTransactionId parentSubid, void *arg);
+static void nest_xact_callback(XactEvent event, void *arg);
+
 struct MfgOutboxWriter
 {
 	MemoryContext cxt;			/* where the writer and its slots live */
+	int			frame;			/* > 0: keep the events in this nesting
+								 * frame, open nothing below */
 	Relation	rel;			/* mfgsync.outbox, RowExclusiveLock */
 	int			nindexes;		/* number of indexes to fill */
 	Relation   *indexrels;		/* the indexes, RowExclusiveLock */
@@ -385,8 +464,8 @@ id_shmem_startup(void)
 
 /*
  * mfgsync_outbox_init
- *		Reserve the shared memory for event id blocks; called once from
- *		_PG_init.
+ *		Reserve the shared memory for event id blocks and install the hooks
+ *		that order nested statements' events; called once from _PG_init.
  */
 void
 mfgsync_outbox_init(void)
@@ -395,6 +474,12 @@ mfgsync_outbox_init(void)
 	shmem_request_hook = id_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = id_shmem_startup;
+	prev_executor_finish = ExecutorFinish_hook;
+	ExecutorFinish_hook = nest_executor_finish;
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = nest_process_utility;
+	RegisterXactCallback(nest_xact_callback, NULL);
+	RegisterSubXactCallback(nest_subxact_callback, NULL);
 }
 
 /*
@@ -543,7 +628,9 @@ xact_first(void)
  * The returned writer and everything it allocates live in the
  * CurrentMemoryContext of this call, whatever context later calls are made
  * in; it must be finished with mfgsync_outbox_close, which writes the
- * buffered events.
+ * buffered events.  In a nested statement (frame 2 or deeper) the writer
+ * keeps the events for the frame around it instead; they reach the outbox
+ * when frame 1 ends.
  */
 MfgOutboxWriter *
 mfgsync_outbox_open(int64 expected_rows)
@@ -552,6 +639,15 @@ mfgsync_outbox_open(int64 expected_rows)
 	int			i;
 
 	w->cxt = CurrentMemoryContext;
+	w->bufcxt = AllocSetContextCreate(CurrentMemoryContext,
+									  "mfgsync outbox buffer",
+									  ALLOCSET_DEFAULT_SIZES);
+	if (nest_depth > 1)
+	{
+		w->frame = nest_depth;
+		return w;
+	}
+
 	w->rel = open_outbox();
 	if (RelationGetDescr(w->rel)->natts != OUTBOX_NATTS)
 		ereport(ERROR,
@@ -577,9 +673,6 @@ mfgsync_outbox_open(int64 expected_rows)
 	w->bistate = expected_rows >= MFGSYNC_OUTBOX_BUFFER ? GetBulkInsertState() : NULL;
 	w->maxslots = (int) Min(Max(expected_rows, 1), MFGSYNC_OUTBOX_BUFFER);
 	w->slots = palloc(sizeof(TupleTableSlot *) * w->maxslots);
-	w->bufcxt = AllocSetContextCreate(CurrentMemoryContext,
-									  "mfgsync outbox buffer",
-									  ALLOCSET_DEFAULT_SIZES);
 	return w;
 }
 
@@ -635,33 +728,20 @@ flush(MfgOutboxWriter *w)
 }
 
 /*
- * text_or_null
- *		Set a json column from a C string, or to NULL.
+ * buffer_event
+ *		Buffer one event, given its columns from message_type to old_data
+ *		(indexed NESTED_*, allocated in w->bufcxt), with the next event id.
+ *
+ * The caller has flushed a full buffer before allocating the columns.
  */
 static void
-text_or_null(TupleTableSlot *slot, int col, const char *s)
-{
-	slot->tts_isnull[col] = (s == NULL);
-	slot->tts_values[col] = s ? PointerGetDatum(cstring_to_text(s)) : (Datum) 0;
-}
-
-/*
- * mfgsync_outbox_append
- *		Buffer one event; it is written at the next flush or at close.
- *
- * key, data and old_data are JSON texts or NULL; they are copied.  The
- * event id is drawn now, so ids follow the order of appends.
- */
-void
-mfgsync_outbox_append(MfgOutboxWriter *w, text *message_type,
-					  const char *action, const char *key, const char *data,
-					  const char *old_data)
+buffer_event(MfgOutboxWriter *w, Datum *values, bool *isnull)
 {
 	TupleTableSlot *slot;
 	MemoryContext oldcxt;
+	int			i;
 
-	if (w->nbuffered == w->maxslots)
-		flush(w);
+	Assert(w->nbuffered < w->maxslots);
 	if (w->nbuffered == w->nslots)
 	{
 		oldcxt = MemoryContextSwitchTo(w->cxt);
@@ -670,20 +750,71 @@ mfgsync_outbox_append(MfgOutboxWriter *w, text *message_type,
 	}
 	slot = w->slots[w->nbuffered++];
 
-	oldcxt = MemoryContextSwitchTo(w->bufcxt);
 	ExecClearTuple(slot);
 	memset(slot->tts_isnull, false, OUTBOX_NATTS * sizeof(bool));
 	slot->tts_values[OUTBOX_ID] = Int64GetDatum(draw_event_id(w->seqid));
 	slot->tts_values[OUTBOX_TXID] = w->txid;
-	slot->tts_values[OUTBOX_MESSAGE_TYPE] =
-		PointerGetDatum(DatumGetTextPCopy(PointerGetDatum(message_type)));
-	slot->tts_values[OUTBOX_ACTION] = CStringGetTextDatum(action);
-	text_or_null(slot, OUTBOX_KEY, key);
-	text_or_null(slot, OUTBOX_DATA, data);
-	text_or_null(slot, OUTBOX_OLD_DATA, old_data);
+	for (i = NESTED_MESSAGE_TYPE; i <= NESTED_OLD_DATA; i++)
+	{
+		slot->tts_values[OUTBOX_MESSAGE_TYPE + i] = values[i];
+		slot->tts_isnull[OUTBOX_MESSAGE_TYPE + i] = isnull[i];
+	}
 	slot->tts_values[OUTBOX_CREATED_AT] = w->created_at;
 	slot->tts_values[OUTBOX_XACT_FIRST] = BoolGetDatum(xact_first());
 	ExecStoreVirtualTuple(slot);
+}
+
+/*
+ * text_or_null
+ *		Set a json column from a C string, or to NULL.
+ */
+static void
+text_or_null(Datum *values, bool *isnull, int col, const char *s)
+{
+	isnull[col] = (s == NULL);
+	values[col] = s ? PointerGetDatum(cstring_to_text(s)) : (Datum) 0;
+}
+
+/*
+ * mfgsync_outbox_append
+ *		Buffer one event; it is written at the next flush or at close.
+ *
+ * key, data and old_data are JSON texts or NULL; they are copied.  The
+ * event id is drawn now, so ids follow the order of appends (for a writer
+ * of a nested statement, when frame 1 writes the event).
+ */
+void
+mfgsync_outbox_append(MfgOutboxWriter *w, text *message_type,
+					  const char *action, const char *key, const char *data,
+					  const char *old_data)
+{
+	Datum		values[NESTED_NATTS];
+	bool		isnull[NESTED_NATTS];
+	MemoryContext oldcxt;
+
+	if (w->frame == 0 && w->nbuffered == w->maxslots)
+		flush(w);
+
+	oldcxt = MemoryContextSwitchTo(w->bufcxt);
+	values[NESTED_MESSAGE_TYPE] =
+		PointerGetDatum(DatumGetTextPCopy(PointerGetDatum(message_type)));
+	isnull[NESTED_MESSAGE_TYPE] = false;
+	values[NESTED_ACTION] = CStringGetTextDatum(action);
+	isnull[NESTED_ACTION] = false;
+	text_or_null(values, isnull, NESTED_KEY, key);
+	text_or_null(values, isnull, NESTED_DATA, data);
+	text_or_null(values, isnull, NESTED_OLD_DATA, old_data);
+	if (w->frame > 0)
+	{
+		Tuplestorestate *ts = frame_store(w->frame, true);
+
+		values[NESTED_SUBID] = Int32GetDatum(GetCurrentSubTransactionId());
+		isnull[NESTED_SUBID] = false;
+		tuplestore_putvalues(ts, nest_desc, values, isnull);
+		MemoryContextReset(w->bufcxt);
+	}
+	else
+		buffer_event(w, values, isnull);
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -699,19 +830,423 @@ mfgsync_outbox_close(MfgOutboxWriter *w)
 {
 	int			i;
 
-	flush(w);
-	mfgsync_wake_on_commit();
-	for (i = 0; i < w->nslots; i++)
-		ExecDropSingleTupleTableSlot(w->slots[i]);
-	for (i = 0; i < w->nindexes; i++)
-		index_close(w->indexrels[i], NoLock);
-	if (w->bistate)
-		FreeBulkInsertState(w->bistate);
-	table_close(w->rel, NoLock);
+	if (w->frame == 0)
+	{
+		flush(w);
+		mfgsync_wake_on_commit();
+		for (i = 0; i < w->nslots; i++)
+			ExecDropSingleTupleTableSlot(w->slots[i]);
+		for (i = 0; i < w->nindexes; i++)
+			index_close(w->indexrels[i], NoLock);
+		if (w->bistate)
+			FreeBulkInsertState(w->bistate);
+		table_close(w->rel, NoLock);
+		pfree(w->indexrels);
+		pfree(w->slots);
+	}
 	MemoryContextDelete(w->bufcxt);
-	pfree(w->indexrels);
-	pfree(w->slots);
 	pfree(w);
+}
+
+/* ---------------------------------------------------------------------
+ * Events of nested statements (see "Nested statements" at the top)
+ *
+ * A frame is opened by ExecutorFinish, which fires the statement's
+ * after-triggers, and around COPY FROM and TRUNCATE.  A writer opened in
+ * frame d > 1 appends to frame d's "own" tuplestore.  When frame d ends
+ * it appends its own events, then its "nested" ones, to frame d - 1's
+ * "nested" store; frame 1 writes its "nested" store to the outbox after
+ * its own captures wrote theirs directly.  So a statement's events come
+ * before those of the statements its triggers ran, and those in the order
+ * they ran.
+ *
+ * Each kept event carries the subtransaction it was captured in.  All
+ * subtransactions started inside a frame end inside it, and ids grow as
+ * they start, so when one rolls back, every kept event of it or of its
+ * children has an id from its own to the last one started: that range is
+ * remembered and its events are not written.  A frame left by an error
+ * drops what it kept: all of it is from the subtransaction the error rolls
+ * back.  Its stores are ended later, in a normal state (see drop_frame).
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * frame_store
+ *		Frame depth's tuplestore of its own events or of nested ones,
+ *		created on first use.
+ */
+static Tuplestorestate *
+frame_store(int depth, bool own)
+{
+	MemoryContext oldcxt;
+	Tuplestorestate **ts;
+
+	if (nest_desc == NULL)
+	{
+		TupleDesc	desc;
+
+		oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+		desc = CreateTemplateTupleDesc(NESTED_NATTS);
+		TupleDescInitEntry(desc, NESTED_MESSAGE_TYPE + 1, "message_type", TEXTOID, -1, 0);
+		TupleDescInitEntry(desc, NESTED_ACTION + 1, "action", TEXTOID, -1, 0);
+		TupleDescInitEntry(desc, NESTED_KEY + 1, "key", TEXTOID, -1, 0);
+		TupleDescInitEntry(desc, NESTED_DATA + 1, "data", TEXTOID, -1, 0);
+		TupleDescInitEntry(desc, NESTED_OLD_DATA + 1, "old_data", TEXTOID, -1, 0);
+		TupleDescInitEntry(desc, NESTED_SUBID + 1, "subid", INT4OID, -1, 0);
+		nest_desc = desc;
+		MemoryContextSwitchTo(oldcxt);
+	}
+
+	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+	if (depth > nest_nframes)
+	{
+		int			n = Max(depth, 2 * nest_nframes);
+		MfgNestFrame *frames = palloc0(sizeof(MfgNestFrame) * (n + 1));
+
+		if (nest_frames)
+		{
+			memcpy(frames, nest_frames, sizeof(MfgNestFrame) * (nest_nframes + 1));
+			pfree(nest_frames);
+		}
+		nest_frames = frames;
+		nest_nframes = n;
+	}
+	ts = own ? &nest_frames[depth].own : &nest_frames[depth].nested;
+	if (*ts == NULL)
+		*ts = new_store();
+	MemoryContextSwitchTo(oldcxt);
+	return *ts;
+}
+
+/*
+ * new_store
+ *		A tuplestore for kept events, in the current memory context.
+ *
+ * A store that spills to disk opens its file under the resource owner
+ * current when it was created.  That must be the top transaction's: a
+ * subtransaction's would close the file when the subtransaction ends, not
+ * when the events are written.
+ */
+static Tuplestorestate *
+new_store(void)
+{
+	ResourceOwner oldowner = CurrentResourceOwner;
+	Tuplestorestate *ts;
+
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	ts = tuplestore_begin_heap(false, false, work_mem);
+	CurrentResourceOwner = oldowner;
+	return ts;
+}
+
+/*
+ * pass_kept
+ *		Append the events of *from to *to (creating it if need be) and end
+ *		*from.
+ */
+static void
+pass_kept(Tuplestorestate **from, Tuplestorestate **to)
+{
+	TupleTableSlot *slot;
+
+	if (*from == NULL)
+		return;
+	if (*to == NULL)
+	{
+		*to = *from;
+		*from = NULL;
+		return;
+	}
+	slot = MakeSingleTupleTableSlot(nest_desc, &TTSOpsMinimalTuple);
+	while (tuplestore_gettupleslot(*from, true, false, slot))
+	{
+		slot_getallattrs(slot);
+		tuplestore_putvalues(*to, nest_desc, slot->tts_values, slot->tts_isnull);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	tuplestore_end(*from);
+	*from = NULL;
+}
+
+/*
+ * rolled_back
+ *		Whether subtransaction subid rolled back since frame 1 began.
+ */
+static bool
+rolled_back(SubTransactionId subid)
+{
+	ListCell   *lc;
+
+	foreach(lc, nest_rolled_back)
+	{
+		SubTransactionId *range = lfirst(lc);
+
+		if (subid >= range[0] && subid <= range[1])
+			return true;
+	}
+	return false;
+}
+
+/*
+ * write_kept
+ *		Write the events of ts that did not roll back to the outbox, in
+ *		order, and end ts.
+ */
+static void
+write_kept(Tuplestorestate *ts)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "mfgsync nested events",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(nest_desc, &TTSOpsMinimalTuple);
+	MfgOutboxWriter *w = NULL;
+	Datum		values[NESTED_NATTS];
+	int			i;
+
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		slot_getallattrs(slot);
+		if (rolled_back(DatumGetInt32(slot->tts_values[NESTED_SUBID])))
+			continue;
+		if (w == NULL)
+			w = mfgsync_outbox_open(tuplestore_tuple_count(ts));
+		if (w->nbuffered == w->maxslots)
+			flush(w);
+		MemoryContextSwitchTo(w->bufcxt);
+		for (i = NESTED_MESSAGE_TYPE; i <= NESTED_OLD_DATA; i++)
+			values[i] = slot->tts_isnull[i] ? (Datum) 0 :
+				datumCopy(slot->tts_values[i], false, -1);
+		buffer_event(w, values, slot->tts_isnull);
+		MemoryContextSwitchTo(cxt);
+	}
+	if (w)
+		mfgsync_outbox_close(w);
+	ExecDropSingleTupleTableSlot(slot);
+	tuplestore_end(ts);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
+}
+
+/*
+ * forget_frames
+ *		After the last frame ended: nothing is kept any more.
+ */
+static void
+forget_frames(void)
+{
+	if (nest_frames)
+		pfree(nest_frames);
+	nest_frames = NULL;
+	nest_nframes = 0;
+	list_free_deep(nest_rolled_back);
+	nest_rolled_back = NIL;
+}
+
+/*
+ * end_unused
+ *		End the stores of frames left by an error, outside error recovery.
+ */
+static void
+end_unused(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, nest_unused)
+		tuplestore_end((Tuplestorestate *) lfirst(lc));
+	list_free(nest_unused);
+	nest_unused = NIL;
+}
+
+/*
+ * end_frame
+ *		Leave the innermost frame after its statement ran: hand what it kept
+ *		to the frame around it, or, leaving frame 1, write it.
+ */
+static void
+end_frame(void)
+{
+	if (nest_depth <= nest_nframes)
+	{
+		MfgNestFrame *f = &nest_frames[nest_depth];
+
+		if (nest_depth > 1)
+		{
+			pass_kept(&f->own, &nest_frames[nest_depth - 1].nested);
+			pass_kept(&f->nested, &nest_frames[nest_depth - 1].nested);
+		}
+		else if (f->nested)
+		{
+			/* frame 1's captures wrote directly: it keeps only nested ones */
+			Assert(f->own == NULL);
+			write_kept(f->nested);
+			f->nested = NULL;
+		}
+	}
+	nest_depth--;
+	if (nest_depth == 0)
+	{
+		forget_frames();
+		end_unused();
+	}
+}
+
+/*
+ * drop_frame
+ *		Leave the innermost frame on error, dropping what it kept.
+ *
+ * Its stores are not ended here: ending one may write its buffer to disk,
+ * which may fail again during error recovery.  They are ended when frame 1
+ * next ends, or before commit; an abort closes their files anyway.
+ */
+static void
+drop_frame(void)
+{
+	if (nest_depth <= nest_nframes)
+	{
+		MfgNestFrame *f = &nest_frames[nest_depth];
+		MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+
+		if (f->own)
+			nest_unused = lappend(nest_unused, f->own);
+		if (f->nested)
+			nest_unused = lappend(nest_unused, f->nested);
+		f->own = f->nested = NULL;
+		MemoryContextSwitchTo(oldcxt);
+	}
+	nest_depth--;
+	if (nest_depth == 0)
+		forget_frames();
+}
+
+/*
+ * nest_executor_finish
+ *		ExecutorFinish hook: the statement's after-triggers fire in a frame.
+ */
+static void
+nest_executor_finish(QueryDesc *queryDesc)
+{
+	nest_depth++;
+	PG_TRY();
+	{
+		if (prev_executor_finish)
+			prev_executor_finish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+		end_frame();
+	}
+	PG_CATCH();
+	{
+		drop_frame();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * run_process_utility
+ *		The next ProcessUtility hook, or the standard one.
+ */
+static void
+run_process_utility(PlannedStmt *pstmt, const char *queryString,
+					bool readOnlyTree, ProcessUtilityContext context,
+					ParamListInfo params, QueryEnvironment *queryEnv,
+					DestReceiver *dest, QueryCompletion *qc)
+{
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+/*
+ * nest_process_utility
+ *		ProcessUtility hook: COPY FROM and TRUNCATE fire their triggers
+ *		themselves, so they run in a frame too.
+ */
+static void
+nest_process_utility(PlannedStmt *pstmt, const char *queryString,
+					 bool readOnlyTree, ProcessUtilityContext context,
+					 ParamListInfo params, QueryEnvironment *queryEnv,
+					 DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+
+	if (!IsA(stmt, TruncateStmt) &&
+		!(IsA(stmt, CopyStmt) && ((CopyStmt *) stmt)->is_from))
+	{
+		run_process_utility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+		return;
+	}
+
+	nest_depth++;
+	PG_TRY();
+	{
+		run_process_utility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+		end_frame();
+	}
+	PG_CATCH();
+	{
+		drop_frame();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * nest_subxact_callback
+ *		Remember the subtransactions that roll back while events are kept.
+ */
+static void
+nest_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_START_SUB)
+		nest_last_subid = mySubid;
+	else if (event == SUBXACT_EVENT_ABORT_SUB && nest_frames != NULL)
+	{
+		SubTransactionId *range;
+
+		range = MemoryContextAlloc(TopTransactionContext, 2 * sizeof(SubTransactionId));
+		range[0] = mySubid;
+		range[1] = nest_last_subid;
+		nest_rolled_back = lappend(nest_rolled_back, range);
+	}
+}
+
+/*
+ * nest_xact_callback
+ *		Before commit, nothing may be kept; at the end, forget everything
+ *		(it lived in TopTransactionContext).
+ */
+static void
+nest_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			end_unused();
+			if (nest_frames != NULL)
+				elog(ERROR, "events of nested statements were not written to the outbox");
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			nest_depth = 0;
+			/* FALLTHROUGH */
+		default:
+			nest_frames = NULL;
+			nest_nframes = 0;
+			nest_rolled_back = NIL;
+			nest_unused = NIL;
+			nest_last_subid = InvalidSubTransactionId;
+			break;
+	}
 }
 
 /* ---------------------------------------------------------------------

@@ -338,6 +338,28 @@ wal_line()
     echo "$line"
 }
 
+# paired_line mode: per variant, the median over rounds of its tps in % of
+# the untracked tps of the same round (less sensitive to slow drifts of the
+# machine's speed than the ratio of the medians)
+paired_line()
+{
+    local mode=$1 v i line ratios
+    local -a base runs
+    read -r -a base <<<"${TPS[$mode/plain]}"
+    line=$(printf 'synchronous_commit=%-3s  per-round ratios, median:' "$mode")
+    for v in "${VARIANTS[@]:1}"; do
+        read -r -a runs <<<"${TPS[$mode/$v]}"
+        ratios=
+        for ((i = 0; i < ${#runs[@]}; i++)); do
+            ratios+=" $(calc "100 * ${runs[i]} / ${base[i]}")"
+        done
+        # shellcheck disable=SC2086
+        line+=$(printf ' %s %.0f%%' "${LABEL[$v]}" "$(median $ratios)")
+        [ "$v" = "${VARIANTS[-1]}" ] || line+=' |'
+    done
+    echo "$line"
+}
+
 # ratio mode: mfgsync median tps in % of untracked
 ratio()
 {
@@ -370,6 +392,8 @@ report()
     echo "update by pk, pgbench -c 2 -j 2 -M prepared, 100,000 rows:"
     tps_line off
     tps_line on
+    paired_line off
+    paired_line on
     wal_line off
     wal_line on
     echo '("event row": no trigger; the UPDATE itself inserts a constant row the size of'

@@ -16,16 +16,26 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER po_mark AFTER INSERT OR UPDATE ON po
+CREATE TRIGGER po_mark AFTER UPDATE ON po
     FOR EACH ROW EXECUTE FUNCTION po_mark();
 UPDATE po SET qty = 20 WHERE id = 1;
 SELECT action, data, old_data FROM take_events();
 
--- the same through COPY, whose after-triggers fire outside the executor
+-- a statement run by a BEFORE trigger changed its rows first, so its events
+-- come first, also in COPY ("replace": delete the row of the same key)
+CREATE FUNCTION po_replace() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM po WHERE id = NEW.id;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER po_replace BEFORE INSERT ON po
+    FOR EACH ROW EXECUTE FUNCTION po_replace();
 COPY po FROM stdin;
+2	5	new
 3	7	new
 \.
 SELECT action, data, old_data FROM take_events();
+DROP TRIGGER po_replace ON po;
 
 -- a user's statement trigger that sorts before mfgsync's fires first too
 DROP TRIGGER po_mark ON po;
@@ -59,6 +69,28 @@ CREATE TRIGGER chain_next AFTER UPDATE ON chain
 SELECT count(*) FROM take_events();
 UPDATE chain SET n = 1;
 SELECT key, old_data->'n' AS old_n, data->'n' AS n FROM take_events();
+
+-- a foreign-key action's changes are captured with its statement's, but
+-- come after those of the triggers that fired before it ("Note" sorts
+-- before the foreign key's RI_ConstraintTrigger_a_...)
+CREATE TABLE orders (id int PRIMARY KEY);
+CREATE TABLE line (id int PRIMARY KEY,
+                   order_id int REFERENCES orders ON UPDATE CASCADE,
+                   note text);
+SELECT mfgsync.track('line', 'Line');
+INSERT INTO orders VALUES (1);
+INSERT INTO line VALUES (1, 1, NULL);
+CREATE FUNCTION orders_note() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE line SET note = 'moved' WHERE order_id = OLD.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER "Note" AFTER UPDATE ON orders
+    FOR EACH ROW EXECUTE FUNCTION orders_note();
+SELECT count(*) FROM take_events();
+UPDATE orders SET id = 2;
+SELECT action, data, old_data FROM take_events();
+SELECT * FROM line;
 
 -- a nested statement rolled back to a savepoint (an exception block)
 -- leaves no event; one that succeeds in a released savepoint keeps its own
@@ -107,11 +139,13 @@ SELECT action, data, old_data FROM take_events();
 DROP TRIGGER po_try ON po;
 DROP TRIGGER zz_po_fail ON po;
 
--- a TRUNCATE run by a trigger comes after the firing statement's events
+-- a TRUNCATE run by a trigger comes after the firing statement's events and
+-- after those of the statements run before it
 CREATE TABLE wiped (id int PRIMARY KEY);
 SELECT mfgsync.track('wiped', 'Wiped', truncate_event => true);
 CREATE FUNCTION po_wipe() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    INSERT INTO wiped VALUES (NEW.id + 100);
     TRUNCATE wiped;
     INSERT INTO wiped VALUES (NEW.id);
     RETURN NULL;
@@ -157,6 +191,6 @@ COMMIT;
 RESET work_mem;
 SELECT count(*) FROM take_events();
 
-DROP TABLE po, chain, wiped, bulk, bulk_request;
-DROP FUNCTION po_mark, po_mark_all, chain_next, po_try, po_fail, po_wipe,
-    bulk_fill;
+DROP TABLE po, chain, line, orders, wiped, bulk, bulk_request;
+DROP FUNCTION po_mark, po_replace, po_mark_all, chain_next, orders_note,
+    po_try, po_fail, po_wipe, bulk_fill;

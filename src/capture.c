@@ -471,7 +471,7 @@ capture_rows(MfgCapture *cap, Relation rel, Tuplestorestate *oldtable,
 	initStringInfo(&p.oldkey);
 	initStringInfo(&p.data);
 	initStringInfo(&p.olddata);
-	p.writer = mfgsync_outbox_open(nrows);
+	p.writer = mfgsync_outbox_open(nrows, false);
 
 	/* one row cannot shift keys through another: then one pass will do */
 	if (oldtable && newtable && nrows > 1)
@@ -506,7 +506,7 @@ capture_truncate(MfgCapture *cap, Relation rel)
 				 errdetail("TRUNCATE removes rows without row-level change events."),
 				 errhint("Use DELETE, call mfgsync.track() with truncate_event => true to emit a Truncate event, or call mfgsync.untrack() first.")));
 
-	w = mfgsync_outbox_open(1);
+	w = mfgsync_outbox_open(1, true);
 	mfgsync_outbox_append(w, cap->message_type, MFGSYNC_ACTION_TRUNCATE,
 						  NULL, NULL, NULL);
 	mfgsync_outbox_close(w);

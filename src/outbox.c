@@ -52,11 +52,10 @@
  * after-row triggers fire before after-statement ones.  Written at once,
  * the nested statement's events would get the smaller ids, and a receiver
  * would apply a key's changes in the wrong order.  So the statements whose
- * after-triggers are firing are counted as nesting frames (ExecutorFinish,
- * and COPY FROM and TRUNCATE, which fire theirs outside the executor); a
- * capture in frame 2 or deeper keeps its events in a tuplestore, and each
- * frame hands its own events, then those of the frames it ran, to the
- * frame around it.  Frame 1 writes them after its own captures wrote
+ * after-triggers are firing (ExecutorFinish) are counted as nesting
+ * frames; a capture in frame 2 or deeper keeps its events in a tuplestore,
+ * and each frame hands its own events, then those of the frames it ran, to
+ * the frame around it.  Frame 1 writes them after its own captures wrote
  * directly.  Events of subtransactions that rolled back meanwhile are
  * dropped; see "Events of nested statements" below.
  *
@@ -78,7 +77,6 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
-#include "commands/copy.h"
 #include "commands/sequence.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -87,7 +85,6 @@
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
-#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/inval.h"
@@ -185,11 +182,24 @@ static bool my_id_block_looked_up = false;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-/* one nesting frame's kept events (see "Events of nested statements") */
+/*
+ * Events kept for later (see "Events of nested statements"): a tuplestore
+ * with its own memory context and resource owner (which owns the file it
+ * spills to), so that it can be thrown away at any time, even during error
+ * recovery, without writing anything.
+ */
+typedef struct MfgKept
+{
+	Tuplestorestate *ts;
+	MemoryContext cxt;			/* holds ts; child of TopTransactionContext */
+	ResourceOwner owner;		/* child of TopTransactionResourceOwner */
+} MfgKept;
+
+/* one nesting frame's kept events */
 typedef struct MfgNestFrame
 {
-	Tuplestorestate *own;		/* of its statement's captures */
-	Tuplestorestate *nested;	/* then those of the frames it ran */
+	MfgKept    *own;			/* of its statement's captures */
+	MfgKept    *nested;			/* of the statements its triggers ran */
 } MfgNestFrame;
 
 /* frames open: statements whose after-triggers may be firing */
@@ -197,13 +207,14 @@ static int	nest_depth = 0;
 
 /*
  * Until the last frame ends, in TopTransactionContext: frames[1..nframes]
- * (NULL: nothing kept), the [first, last] subtransaction id ranges rolled
- * back meanwhile, and stores of frames left by an error, to be ended.
+ * (NULL: nothing kept yet), and the subtransactions rolled back meanwhile
+ * as disjoint [first, last] id ranges, in ascending order.
  */
 static MfgNestFrame *nest_frames = NULL;
 static int	nest_nframes = 0;
-static List *nest_rolled_back = NIL;
-static List *nest_unused = NIL;
+static SubTransactionId *nest_rolled_back = NULL;	/* 2 ids per range */
+static int	nest_nrolled_back = 0;
+static int	nest_maxrolled_back = 0;
 
 /* the subtransaction started last in this transaction */
 static SubTransactionId nest_last_subid = InvalidSubTransactionId;
@@ -212,17 +223,10 @@ static SubTransactionId nest_last_subid = InvalidSubTransactionId;
 static TupleDesc nest_desc = NULL;
 
 static ExecutorFinish_hook_type prev_executor_finish = NULL;
-static ProcessUtility_hook_type prev_process_utility = NULL;
 
-static Tuplestorestate *frame_store(int depth, bool own);
-static Tuplestorestate *new_store(void);
+static MfgKept *frame_store(int depth, bool own);
+static MfgOutboxWriter *open_writer(int64 expected_rows, int frame, bool own);
 static void nest_executor_finish(QueryDesc *queryDesc);
-static void nest_process_utility(PlannedStmt *pstmt, const char *queryString,
-								 bool readOnlyTree,
-								 ProcessUtilityContext context,
-								 ParamListInfo params,
-								 QueryEnvironment *queryEnv,
-								 DestReceiver *dest, QueryCompletion *qc);
 static void nest_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								  SubTransactionId parentSubid, void *arg);
 static void nest_xact_callback(XactEvent event, void *arg);
@@ -232,6 +236,7 @@ struct MfgOutboxWriter
 	MemoryContext cxt;			/* where the writer and its slots live */
 	int			frame;			/* > 0: keep the events in this nesting
 								 * frame, open nothing below */
+	bool		own;			/* in its "own" store, else its "nested" one */
 	Relation	rel;			/* mfgsync.outbox, RowExclusiveLock */
 	int			nindexes;		/* number of indexes to fill */
 	Relation   *indexrels;		/* the indexes, RowExclusiveLock */
@@ -476,8 +481,6 @@ mfgsync_outbox_init(void)
 	shmem_startup_hook = id_shmem_startup;
 	prev_executor_finish = ExecutorFinish_hook;
 	ExecutorFinish_hook = nest_executor_finish;
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = nest_process_utility;
 	RegisterXactCallback(nest_xact_callback, NULL);
 	RegisterSubXactCallback(nest_subxact_callback, NULL);
 }
@@ -628,12 +631,28 @@ xact_first(void)
  * The returned writer and everything it allocates live in the
  * CurrentMemoryContext of this call, whatever context later calls are made
  * in; it must be finished with mfgsync_outbox_close, which writes the
- * buffered events.  In a nested statement (frame 2 or deeper) the writer
- * keeps the events for the frame around it instead; they reach the outbox
- * when frame 1 ends.
+ * buffered events.
+ *
+ * truncating: the events are written by a BEFORE TRUNCATE trigger, which
+ * fires while its statement runs, not in a frame of its own.  In a nested
+ * statement the writer keeps the events instead (see "Events of nested
+ * statements"); they reach the outbox when frame 1 ends.
  */
 MfgOutboxWriter *
-mfgsync_outbox_open(int64 expected_rows)
+mfgsync_outbox_open(int64 expected_rows, bool truncating)
+{
+	if (truncating ? nest_depth > 0 : nest_depth > 1)
+		return open_writer(expected_rows, nest_depth, !truncating);
+	return open_writer(expected_rows, 0, false);
+}
+
+/*
+ * open_writer
+ *		A writer to the outbox (frame 0), or one that keeps the events in
+ *		frame's own or nested store.
+ */
+static MfgOutboxWriter *
+open_writer(int64 expected_rows, int frame, bool own)
 {
 	MfgOutboxWriter *w = palloc0(sizeof(MfgOutboxWriter));
 	int			i;
@@ -642,11 +661,10 @@ mfgsync_outbox_open(int64 expected_rows)
 	w->bufcxt = AllocSetContextCreate(CurrentMemoryContext,
 									  "mfgsync outbox buffer",
 									  ALLOCSET_DEFAULT_SIZES);
-	if (nest_depth > 1)
-	{
-		w->frame = nest_depth;
+	w->frame = frame;
+	w->own = own;
+	if (frame > 0)
 		return w;
-	}
 
 	w->rel = open_outbox();
 	if (RelationGetDescr(w->rel)->natts != OUTBOX_NATTS)
@@ -806,11 +824,11 @@ mfgsync_outbox_append(MfgOutboxWriter *w, text *message_type,
 	text_or_null(values, isnull, NESTED_OLD_DATA, old_data);
 	if (w->frame > 0)
 	{
-		Tuplestorestate *ts = frame_store(w->frame, true);
+		MfgKept    *k = frame_store(w->frame, w->own);
 
 		values[NESTED_SUBID] = Int32GetDatum(GetCurrentSubTransactionId());
 		isnull[NESTED_SUBID] = false;
-		tuplestore_putvalues(ts, nest_desc, values, isnull);
+		tuplestore_putvalues(k->ts, nest_desc, values, isnull);
 		MemoryContextReset(w->bufcxt);
 	}
 	else
@@ -851,14 +869,23 @@ mfgsync_outbox_close(MfgOutboxWriter *w)
 /* ---------------------------------------------------------------------
  * Events of nested statements (see "Nested statements" at the top)
  *
- * A frame is opened by ExecutorFinish, which fires the statement's
- * after-triggers, and around COPY FROM and TRUNCATE.  A writer opened in
- * frame d > 1 appends to frame d's "own" tuplestore.  When frame d ends
- * it appends its own events, then its "nested" ones, to frame d - 1's
- * "nested" store; frame 1 writes its "nested" store to the outbox after
- * its own captures wrote theirs directly.  So a statement's events come
- * before those of the statements its triggers ran, and those in the order
- * they ran.
+ * Every ExecutorFinish, which fires its statement's after-triggers, is a
+ * frame.  A writer opened by the capture of a statement in frame d > 1
+ * keeps its events in frame d's "own" store.  When frame d ends it appends
+ * its own events, then its "nested" ones, to frame d - 1's "nested" store;
+ * frame 1 writes its "nested" store to the outbox after its own captures
+ * wrote theirs directly.  So a statement's events come before those of the
+ * statements its triggers ran, and those in the order they ran.
+ *
+ * Two kinds of statement fire no triggers of their own:
+ *	- TRUNCATE fires its BEFORE TRUNCATE trigger while it runs: its event is
+ *	  kept in the "nested" store of the frame it runs in (if any), after
+ *	  what earlier nested statements kept;
+ *	- a foreign-key action (ON DELETE CASCADE ...) runs with
+ *	  EXEC_FLAG_SKIP_TRIGGERS: its changes are captured by the frame around
+ *	  it, together with that frame's statement's.  They happened after what
+ *	  the frame's nested statements kept so far, so when such a statement
+ *	  ends those are passed on at once (written, in frame 1).
  *
  * Each kept event carries the subtransaction it was captured in.  All
  * subtransactions started inside a frame end inside it, and ids grow as
@@ -866,26 +893,29 @@ mfgsync_outbox_close(MfgOutboxWriter *w)
  * children has an id from its own to the last one started: that range is
  * remembered and its events are not written.  A frame left by an error
  * drops what it kept: all of it is from the subtransaction the error rolls
- * back.  Its stores are ended later, in a normal state (see drop_frame).
+ * back.
  * ---------------------------------------------------------------------
  */
 
 /*
- * frame_store
- *		Frame depth's tuplestore of its own events or of nested ones,
- *		created on first use.
+ * new_kept
+ *		An empty store of kept events.
  */
-static Tuplestorestate *
-frame_store(int depth, bool own)
+static MfgKept *
+new_kept(void)
 {
-	MemoryContext oldcxt;
-	Tuplestorestate **ts;
+	MemoryContext cxt = AllocSetContextCreate(TopTransactionContext,
+											  "mfgsync kept events",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	ResourceOwner oldowner = CurrentResourceOwner;
+	MfgKept    *k = palloc(sizeof(MfgKept));
 
 	if (nest_desc == NULL)
 	{
 		TupleDesc	desc;
 
-		oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextSwitchTo(TopMemoryContext);
 		desc = CreateTemplateTupleDesc(NESTED_NATTS);
 		TupleDescInitEntry(desc, NESTED_MESSAGE_TYPE + 1, "message_type", TEXTOID, -1, 0);
 		TupleDescInitEntry(desc, NESTED_ACTION + 1, "action", TEXTOID, -1, 0);
@@ -894,15 +924,55 @@ frame_store(int depth, bool own)
 		TupleDescInitEntry(desc, NESTED_OLD_DATA + 1, "old_data", TEXTOID, -1, 0);
 		TupleDescInitEntry(desc, NESTED_SUBID + 1, "subid", INT4OID, -1, 0);
 		nest_desc = desc;
-		MemoryContextSwitchTo(oldcxt);
+		MemoryContextSwitchTo(cxt);
 	}
 
-	oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+	/* a tuplestore opens its file under the owner current at its creation */
+	k->cxt = cxt;
+	k->owner = ResourceOwnerCreate(TopTransactionResourceOwner,
+								   "mfgsync kept events");
+	CurrentResourceOwner = k->owner;
+	k->ts = tuplestore_begin_heap(false, false, work_mem);
+	CurrentResourceOwner = oldowner;
+	MemoryContextSwitchTo(oldcxt);
+	return k;
+}
+
+/*
+ * drop_kept
+ *		Throw *k away (closing and removing its file, if any) and set it to
+ *		NULL.  Writes nothing, so it is safe during error recovery.
+ */
+static void
+drop_kept(MfgKept **k)
+{
+	if (*k == NULL)
+		return;
+	ResourceOwnerRelease((*k)->owner, RESOURCE_RELEASE_BEFORE_LOCKS, false, false);
+	ResourceOwnerRelease((*k)->owner, RESOURCE_RELEASE_LOCKS, false, false);
+	ResourceOwnerRelease((*k)->owner, RESOURCE_RELEASE_AFTER_LOCKS, false, false);
+	ResourceOwnerDelete((*k)->owner);
+	MemoryContextDelete((*k)->cxt);
+	*k = NULL;
+}
+
+/*
+ * frame_store
+ *		Frame depth's store of its own events or of nested ones, created on
+ *		first use.
+ */
+static MfgKept *
+frame_store(int depth, bool own)
+{
+	MfgKept   **k;
+
 	if (depth > nest_nframes)
 	{
 		int			n = Max(depth, 2 * nest_nframes);
-		MfgNestFrame *frames = palloc0(sizeof(MfgNestFrame) * (n + 1));
+		MfgNestFrame *frames;
 
+		frames = MemoryContextAllocZero(TopTransactionContext,
+										sizeof(MfgNestFrame) * (n + 1));
 		if (nest_frames)
 		{
 			memcpy(frames, nest_frames, sizeof(MfgNestFrame) * (nest_nframes + 1));
@@ -911,41 +981,19 @@ frame_store(int depth, bool own)
 		nest_frames = frames;
 		nest_nframes = n;
 	}
-	ts = own ? &nest_frames[depth].own : &nest_frames[depth].nested;
-	if (*ts == NULL)
-		*ts = new_store();
-	MemoryContextSwitchTo(oldcxt);
-	return *ts;
-}
-
-/*
- * new_store
- *		A tuplestore for kept events, in the current memory context.
- *
- * A store that spills to disk opens its file under the resource owner
- * current when it was created.  That must be the top transaction's: a
- * subtransaction's would close the file when the subtransaction ends, not
- * when the events are written.
- */
-static Tuplestorestate *
-new_store(void)
-{
-	ResourceOwner oldowner = CurrentResourceOwner;
-	Tuplestorestate *ts;
-
-	CurrentResourceOwner = TopTransactionResourceOwner;
-	ts = tuplestore_begin_heap(false, false, work_mem);
-	CurrentResourceOwner = oldowner;
-	return ts;
+	k = own ? &nest_frames[depth].own : &nest_frames[depth].nested;
+	if (*k == NULL)
+		*k = new_kept();
+	return *k;
 }
 
 /*
  * pass_kept
- *		Append the events of *from to *to (creating it if need be) and end
- *		*from.
+ *		Append the events of *from to *to (taking *from over if *to is NULL)
+ *		and drop *from.
  */
 static void
-pass_kept(Tuplestorestate **from, Tuplestorestate **to)
+pass_kept(MfgKept **from, MfgKept **to)
 {
 	TupleTableSlot *slot;
 
@@ -958,59 +1006,66 @@ pass_kept(Tuplestorestate **from, Tuplestorestate **to)
 		return;
 	}
 	slot = MakeSingleTupleTableSlot(nest_desc, &TTSOpsMinimalTuple);
-	while (tuplestore_gettupleslot(*from, true, false, slot))
+	while (tuplestore_gettupleslot((*from)->ts, true, false, slot))
 	{
 		slot_getallattrs(slot);
-		tuplestore_putvalues(*to, nest_desc, slot->tts_values, slot->tts_isnull);
+		tuplestore_putvalues((*to)->ts, nest_desc, slot->tts_values, slot->tts_isnull);
 	}
 	ExecDropSingleTupleTableSlot(slot);
-	tuplestore_end(*from);
-	*from = NULL;
+	drop_kept(from);
 }
 
 /*
  * rolled_back
- *		Whether subtransaction subid rolled back since frame 1 began.
+ *		Whether subtransaction subid rolled back while events were kept.
  */
 static bool
 rolled_back(SubTransactionId subid)
 {
-	ListCell   *lc;
+	int			lo = 0;
+	int			hi = nest_nrolled_back - 1;
 
-	foreach(lc, nest_rolled_back)
+	/* the last range starting at or below subid is the only candidate */
+	while (lo <= hi)
 	{
-		SubTransactionId *range = lfirst(lc);
+		int			mid = (lo + hi) / 2;
 
-		if (subid >= range[0] && subid <= range[1])
-			return true;
+		if (nest_rolled_back[2 * mid] <= subid)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
 	}
-	return false;
+	return hi >= 0 && subid <= nest_rolled_back[2 * hi + 1];
 }
 
 /*
  * write_kept
- *		Write the events of ts that did not roll back to the outbox, in
- *		order, and end ts.
+ *		Write the events of *k that did not roll back to the outbox, in
+ *		order, and drop *k.
  */
 static void
-write_kept(Tuplestorestate *ts)
+write_kept(MfgKept **k)
 {
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
-											  "mfgsync nested events",
-											  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
-	TupleTableSlot *slot = MakeSingleTupleTableSlot(nest_desc, &TTSOpsMinimalTuple);
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+	TupleTableSlot *slot;
 	MfgOutboxWriter *w = NULL;
 	Datum		values[NESTED_NATTS];
 	int			i;
 
-	while (tuplestore_gettupleslot(ts, true, false, slot))
+	if (*k == NULL)
+		return;
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "mfgsync nested events",
+								ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+	slot = MakeSingleTupleTableSlot(nest_desc, &TTSOpsMinimalTuple);
+	while (tuplestore_gettupleslot((*k)->ts, true, false, slot))
 	{
 		slot_getallattrs(slot);
 		if (rolled_back(DatumGetInt32(slot->tts_values[NESTED_SUBID])))
 			continue;
 		if (w == NULL)
-			w = mfgsync_outbox_open(tuplestore_tuple_count(ts));
+			w = open_writer(tuplestore_tuple_count((*k)->ts), 0, false);
 		if (w->nbuffered == w->maxslots)
 			flush(w);
 		MemoryContextSwitchTo(w->bufcxt);
@@ -1023,9 +1078,26 @@ write_kept(Tuplestorestate *ts)
 	if (w)
 		mfgsync_outbox_close(w);
 	ExecDropSingleTupleTableSlot(slot);
-	tuplestore_end(ts);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(cxt);
+	drop_kept(k);
+}
+
+/*
+ * pass_nested
+ *		Pass frame depth's nested events on now, ahead of its statement's
+ *		captures still to come: to the outbox from frame 1, else to the
+ *		frame's own store.
+ */
+static void
+pass_nested(int depth)
+{
+	if (depth > nest_nframes)
+		return;
+	if (depth == 1)
+		write_kept(&nest_frames[1].nested);
+	else
+		pass_kept(&nest_frames[depth].nested, &nest_frames[depth].own);
 }
 
 /*
@@ -1039,23 +1111,7 @@ forget_frames(void)
 		pfree(nest_frames);
 	nest_frames = NULL;
 	nest_nframes = 0;
-	list_free_deep(nest_rolled_back);
-	nest_rolled_back = NIL;
-}
-
-/*
- * end_unused
- *		End the stores of frames left by an error, outside error recovery.
- */
-static void
-end_unused(void)
-{
-	ListCell   *lc;
-
-	foreach(lc, nest_unused)
-		tuplestore_end((Tuplestorestate *) lfirst(lc));
-	list_free(nest_unused);
-	nest_unused = NIL;
+	nest_nrolled_back = 0;
 }
 
 /*
@@ -1075,46 +1131,32 @@ end_frame(void)
 			pass_kept(&f->own, &nest_frames[nest_depth - 1].nested);
 			pass_kept(&f->nested, &nest_frames[nest_depth - 1].nested);
 		}
-		else if (f->nested)
+		else
 		{
 			/* frame 1's captures wrote directly: it keeps only nested ones */
 			Assert(f->own == NULL);
-			write_kept(f->nested);
-			f->nested = NULL;
+			write_kept(&f->nested);
 		}
 	}
 	nest_depth--;
 	if (nest_depth == 0)
-	{
 		forget_frames();
-		end_unused();
-	}
 }
 
 /*
  * drop_frame
  *		Leave the innermost frame on error, dropping what it kept.
- *
- * Its stores are not ended here: ending one may write its buffer to disk,
- * which may fail again during error recovery.  They are ended when frame 1
- * next ends, or before commit; an abort closes their files anyway.
  */
 static void
 drop_frame(void)
 {
-	if (nest_depth <= nest_nframes)
-	{
-		MfgNestFrame *f = &nest_frames[nest_depth];
-		MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+	int			depth = nest_depth--;
 
-		if (f->own)
-			nest_unused = lappend(nest_unused, f->own);
-		if (f->nested)
-			nest_unused = lappend(nest_unused, f->nested);
-		f->own = f->nested = NULL;
-		MemoryContextSwitchTo(oldcxt);
+	if (depth <= nest_nframes)
+	{
+		drop_kept(&nest_frames[depth].own);
+		drop_kept(&nest_frames[depth].nested);
 	}
-	nest_depth--;
 	if (nest_depth == 0)
 		forget_frames();
 }
@@ -1129,64 +1171,16 @@ nest_executor_finish(QueryDesc *queryDesc)
 	nest_depth++;
 	PG_TRY();
 	{
+		/* a foreign-key action: the frame around captures its changes */
+		bool		fk_action = queryDesc->operation != CMD_SELECT &&
+			(queryDesc->estate->es_top_eflags & EXEC_FLAG_SKIP_TRIGGERS) != 0;
+
 		if (prev_executor_finish)
 			prev_executor_finish(queryDesc);
 		else
 			standard_ExecutorFinish(queryDesc);
-		end_frame();
-	}
-	PG_CATCH();
-	{
-		drop_frame();
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-}
-
-/*
- * run_process_utility
- *		The next ProcessUtility hook, or the standard one.
- */
-static void
-run_process_utility(PlannedStmt *pstmt, const char *queryString,
-					bool readOnlyTree, ProcessUtilityContext context,
-					ParamListInfo params, QueryEnvironment *queryEnv,
-					DestReceiver *dest, QueryCompletion *qc)
-{
-	if (prev_process_utility)
-		prev_process_utility(pstmt, queryString, readOnlyTree, context,
-							 params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
-}
-
-/*
- * nest_process_utility
- *		ProcessUtility hook: COPY FROM and TRUNCATE fire their triggers
- *		themselves, so they run in a frame too.
- */
-static void
-nest_process_utility(PlannedStmt *pstmt, const char *queryString,
-					 bool readOnlyTree, ProcessUtilityContext context,
-					 ParamListInfo params, QueryEnvironment *queryEnv,
-					 DestReceiver *dest, QueryCompletion *qc)
-{
-	Node	   *stmt = pstmt->utilityStmt;
-
-	if (!IsA(stmt, TruncateStmt) &&
-		!(IsA(stmt, CopyStmt) && ((CopyStmt *) stmt)->is_from))
-	{
-		run_process_utility(pstmt, queryString, readOnlyTree, context,
-							params, queryEnv, dest, qc);
-		return;
-	}
-
-	nest_depth++;
-	PG_TRY();
-	{
-		run_process_utility(pstmt, queryString, readOnlyTree, context,
-							params, queryEnv, dest, qc);
+		if (fk_action && nest_depth > 1)
+			pass_nested(nest_depth - 1);
 		end_frame();
 	}
 	PG_CATCH();
@@ -1200,6 +1194,9 @@ nest_process_utility(PlannedStmt *pstmt, const char *queryString,
 /*
  * nest_subxact_callback
  *		Remember the subtransactions that roll back while events are kept.
+ *
+ * A range starting at or above the new one's start is one of its children:
+ * the new range replaces it, which keeps the ranges disjoint and sorted.
  */
 static void
 nest_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -1209,19 +1206,35 @@ nest_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		nest_last_subid = mySubid;
 	else if (event == SUBXACT_EVENT_ABORT_SUB && nest_frames != NULL)
 	{
-		SubTransactionId *range;
+		while (nest_nrolled_back > 0 &&
+			   nest_rolled_back[2 * (nest_nrolled_back - 1)] >= mySubid)
+			nest_nrolled_back--;
+		if (nest_nrolled_back == nest_maxrolled_back)
+		{
+			int			n = Max(16, 2 * nest_maxrolled_back);
+			SubTransactionId *ranges;
 
-		range = MemoryContextAlloc(TopTransactionContext, 2 * sizeof(SubTransactionId));
-		range[0] = mySubid;
-		range[1] = nest_last_subid;
-		nest_rolled_back = lappend(nest_rolled_back, range);
+			ranges = MemoryContextAlloc(TopTransactionContext,
+										2 * n * sizeof(SubTransactionId));
+			if (nest_rolled_back)
+			{
+				memcpy(ranges, nest_rolled_back,
+					   2 * nest_nrolled_back * sizeof(SubTransactionId));
+				pfree(nest_rolled_back);
+			}
+			nest_rolled_back = ranges;
+			nest_maxrolled_back = n;
+		}
+		nest_rolled_back[2 * nest_nrolled_back] = mySubid;
+		nest_rolled_back[2 * nest_nrolled_back + 1] = nest_last_subid;
+		nest_nrolled_back++;
 	}
 }
 
 /*
  * nest_xact_callback
  *		Before commit, nothing may be kept; at the end, forget everything
- *		(it lived in TopTransactionContext).
+ *		(it lived in TopTransactionContext and under its resource owner).
  */
 static void
 nest_xact_callback(XactEvent event, void *arg)
@@ -1231,7 +1244,6 @@ nest_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
-			end_unused();
 			if (nest_frames != NULL)
 				elog(ERROR, "events of nested statements were not written to the outbox");
 			break;
@@ -1242,8 +1254,9 @@ nest_xact_callback(XactEvent event, void *arg)
 		default:
 			nest_frames = NULL;
 			nest_nframes = 0;
-			nest_rolled_back = NIL;
-			nest_unused = NIL;
+			nest_rolled_back = NULL;
+			nest_nrolled_back = 0;
+			nest_maxrolled_back = 0;
 			nest_last_subid = InvalidSubTransactionId;
 			break;
 	}

@@ -31,7 +31,8 @@
 typedef struct MfgOutboxWriter MfgOutboxWriter;
 
 extern void mfgsync_outbox_init(void);
-extern MfgOutboxWriter *mfgsync_outbox_open(int64 expected_rows);
+extern MfgOutboxWriter *mfgsync_outbox_open(int64 expected_rows,
+											 bool truncating);
 extern void mfgsync_outbox_append(MfgOutboxWriter *w, text *message_type,
 								  const char *action, const char *key,
 								  const char *data, const char *old_data);

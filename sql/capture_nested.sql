@@ -70,9 +70,9 @@ SELECT count(*) FROM take_events();
 UPDATE chain SET n = 1;
 SELECT key, old_data->'n' AS old_n, data->'n' AS n FROM take_events();
 
--- a foreign-key action's changes are captured with its statement's, but
--- come after those of the triggers that fired before it ("Note" sorts
--- before the foreign key's RI_ConstraintTrigger_a_...)
+-- a foreign-key action's changes are captured with its statement's, before
+-- those of a trigger that fires after it ("note" sorts after the foreign
+-- key's RI_ConstraintTrigger_a_...)
 CREATE TABLE orders (id int PRIMARY KEY);
 CREATE TABLE line (id int PRIMARY KEY,
                    order_id int REFERENCES orders ON UPDATE CASCADE,
@@ -82,10 +82,10 @@ INSERT INTO orders VALUES (1);
 INSERT INTO line VALUES (1, 1, NULL);
 CREATE FUNCTION orders_note() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE line SET note = 'moved' WHERE order_id = OLD.id;
+    UPDATE line SET note = 'moved' WHERE order_id = NEW.id;
     RETURN NULL;
 END $$;
-CREATE TRIGGER "Note" AFTER UPDATE ON orders
+CREATE TRIGGER note AFTER UPDATE ON orders
     FOR EACH ROW EXECUTE FUNCTION orders_note();
 SELECT count(*) FROM take_events();
 UPDATE orders SET id = 2;
@@ -156,6 +156,20 @@ INSERT INTO po VALUES (4, 1, 'x');
 SELECT message_type, action, key FROM take_events();
 DROP TRIGGER po_wipe ON po;
 
+-- so does a COPY run by a trigger (it fires its capture itself)
+CREATE FUNCTION po_reload() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM wiped;
+    COPY wiped FROM PROGRAM 'echo 4';
+    RETURN NULL;
+END $$;
+CREATE TRIGGER po_reload AFTER INSERT ON po
+    FOR EACH ROW EXECUTE FUNCTION po_reload();
+INSERT INTO po VALUES (5, 1, 'y');
+SELECT message_type, action, key FROM take_events();
+SELECT * FROM wiped;
+DROP TRIGGER po_reload ON po;
+
 -- many nested events, spilled to disk inside a released savepoint, some
 -- rolled back: all that committed are written, in the order of their rows
 CREATE TABLE bulk (id int PRIMARY KEY);
@@ -193,4 +207,4 @@ SELECT count(*) FROM take_events();
 
 DROP TABLE po, chain, line, orders, wiped, bulk, bulk_request;
 DROP FUNCTION po_mark, po_replace, po_mark_all, chain_next, orders_note,
-    po_try, po_fail, po_wipe, bulk_fill;
+    po_try, po_fail, po_wipe, po_reload, bulk_fill;

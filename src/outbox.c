@@ -85,6 +85,7 @@
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/inval.h"
@@ -222,11 +223,21 @@ static SubTransactionId nest_last_subid = InvalidSubTransactionId;
 /* a kept event's columns (NESTED_*), in TopMemoryContext */
 static TupleDesc nest_desc = NULL;
 
+/* the frame a COPY FROM runs in, whose captures it fires itself; or 0 */
+static int	copy_depth = 0;
+
 static ExecutorFinish_hook_type prev_executor_finish = NULL;
+static ProcessUtility_hook_type prev_process_utility = NULL;
 
 static MfgKept *frame_store(int depth, bool own);
 static MfgOutboxWriter *open_writer(int64 expected_rows, int frame, bool own);
 static void nest_executor_finish(QueryDesc *queryDesc);
+static void nest_process_utility(PlannedStmt *pstmt, const char *queryString,
+								 bool readOnlyTree,
+								 ProcessUtilityContext context,
+								 ParamListInfo params,
+								 QueryEnvironment *queryEnv,
+								 DestReceiver *dest, QueryCompletion *qc);
 static void nest_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								  SubTransactionId parentSubid, void *arg);
 static void nest_xact_callback(XactEvent event, void *arg);
@@ -481,6 +492,8 @@ mfgsync_outbox_init(void)
 	shmem_startup_hook = id_shmem_startup;
 	prev_executor_finish = ExecutorFinish_hook;
 	ExecutorFinish_hook = nest_executor_finish;
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = nest_process_utility;
 	RegisterXactCallback(nest_xact_callback, NULL);
 	RegisterSubXactCallback(nest_subxact_callback, NULL);
 }
@@ -634,15 +647,22 @@ xact_first(void)
  * buffered events.
  *
  * truncating: the events are written by a BEFORE TRUNCATE trigger, which
- * fires while its statement runs, not in a frame of its own.  In a nested
- * statement the writer keeps the events instead (see "Events of nested
- * statements"); they reach the outbox when frame 1 ends.
+ * fires while its statement runs, not in a frame of its own (as COPY FROM
+ * fires its AFTER triggers).  In a nested statement the writer keeps the
+ * events instead (see "Events of nested statements"); they reach the outbox
+ * when frame 1 ends.
  */
 MfgOutboxWriter *
 mfgsync_outbox_open(int64 expected_rows, bool truncating)
 {
-	if (truncating ? nest_depth > 0 : nest_depth > 1)
-		return open_writer(expected_rows, nest_depth, !truncating);
+	if (truncating || (nest_depth > 0 && nest_depth == copy_depth))
+	{
+		/* fired while its statement runs in this frame, not in one of its own */
+		if (nest_depth > 0)
+			return open_writer(expected_rows, nest_depth, false);
+	}
+	else if (nest_depth > 1)
+		return open_writer(expected_rows, nest_depth, true);
 	return open_writer(expected_rows, 0, false);
 }
 
@@ -877,15 +897,12 @@ mfgsync_outbox_close(MfgOutboxWriter *w)
  * wrote theirs directly.  So a statement's events come before those of the
  * statements its triggers ran, and those in the order they ran.
  *
- * Two kinds of statement fire no triggers of their own:
- *	- TRUNCATE fires its BEFORE TRUNCATE trigger while it runs: its event is
- *	  kept in the "nested" store of the frame it runs in (if any), after
- *	  what earlier nested statements kept;
- *	- a foreign-key action (ON DELETE CASCADE ...) runs with
- *	  EXEC_FLAG_SKIP_TRIGGERS: its changes are captured by the frame around
- *	  it, together with that frame's statement's.  They happened after what
- *	  the frame's nested statements kept so far, so when such a statement
- *	  ends those are passed on at once (written, in frame 1).
+ * TRUNCATE and COPY FROM fire their triggers themselves, outside
+ * ExecutorFinish: run inside a frame, their events are kept in the "nested"
+ * store of that frame, after what the statements run before them kept
+ * (copy_depth marks the frame a COPY FROM runs in).  A foreign-key action
+ * (ON DELETE CASCADE ...) fires no triggers of its own: its changes are
+ * captured with those of the statement whose frame it runs in.
  *
  * Each kept event carries the subtransaction it was captured in.  All
  * subtransactions started inside a frame end inside it, and ids grow as
@@ -948,6 +965,9 @@ drop_kept(MfgKept **k)
 {
 	if (*k == NULL)
 		return;
+	/* a tuplestore failing to create its file leaves its owner current */
+	if (CurrentResourceOwner == (*k)->owner)
+		CurrentResourceOwner = TopTransactionResourceOwner;
 	ResourceOwnerRelease((*k)->owner, RESOURCE_RELEASE_BEFORE_LOCKS, false, false);
 	ResourceOwnerRelease((*k)->owner, RESOURCE_RELEASE_LOCKS, false, false);
 	ResourceOwnerRelease((*k)->owner, RESOURCE_RELEASE_AFTER_LOCKS, false, false);
@@ -1084,23 +1104,6 @@ write_kept(MfgKept **k)
 }
 
 /*
- * pass_nested
- *		Pass frame depth's nested events on now, ahead of its statement's
- *		captures still to come: to the outbox from frame 1, else to the
- *		frame's own store.
- */
-static void
-pass_nested(int depth)
-{
-	if (depth > nest_nframes)
-		return;
-	if (depth == 1)
-		write_kept(&nest_frames[1].nested);
-	else
-		pass_kept(&nest_frames[depth].nested, &nest_frames[depth].own);
-}
-
-/*
  * forget_frames
  *		After the last frame ended: nothing is kept any more.
  */
@@ -1171,22 +1174,47 @@ nest_executor_finish(QueryDesc *queryDesc)
 	nest_depth++;
 	PG_TRY();
 	{
-		/* a foreign-key action: the frame around captures its changes */
-		bool		fk_action = queryDesc->operation != CMD_SELECT &&
-			(queryDesc->estate->es_top_eflags & EXEC_FLAG_SKIP_TRIGGERS) != 0;
-
 		if (prev_executor_finish)
 			prev_executor_finish(queryDesc);
 		else
 			standard_ExecutorFinish(queryDesc);
-		if (fk_action && nest_depth > 1)
-			pass_nested(nest_depth - 1);
 		end_frame();
 	}
 	PG_CATCH();
 	{
 		drop_frame();
 		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * nest_process_utility
+ *		ProcessUtility hook: mark the frame a COPY FROM runs in.
+ */
+static void
+nest_process_utility(PlannedStmt *pstmt, const char *queryString,
+					 bool readOnlyTree, ProcessUtilityContext context,
+					 ParamListInfo params, QueryEnvironment *queryEnv,
+					 DestReceiver *dest, QueryCompletion *qc)
+{
+	int			saved_copy_depth = copy_depth;
+
+	if (IsA(pstmt->utilityStmt, CopyStmt) &&
+		((CopyStmt *) pstmt->utilityStmt)->is_from)
+		copy_depth = nest_depth;
+	PG_TRY();
+	{
+		if (prev_process_utility)
+			prev_process_utility(pstmt, queryString, readOnlyTree, context,
+								 params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		copy_depth = saved_copy_depth;
 	}
 	PG_END_TRY();
 }
@@ -1250,6 +1278,7 @@ nest_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			nest_depth = 0;
+			copy_depth = 0;
 			/* FALLTHROUGH */
 		default:
 			nest_frames = NULL;

@@ -655,13 +655,12 @@ xact_first(void)
 MfgOutboxWriter *
 mfgsync_outbox_open(int64 expected_rows, bool truncating)
 {
-	if (truncating || (nest_depth > 0 && nest_depth == copy_depth))
-	{
-		/* fired while its statement runs in this frame, not in one of its own */
-		if (nest_depth > 0)
-			return open_writer(expected_rows, nest_depth, false);
-	}
-	else if (nest_depth > 1)
+	/* fired while its statement runs, in the frame around it, if any */
+	bool		in_statement = truncating || nest_depth == copy_depth;
+
+	if (in_statement && nest_depth > 0)
+		return open_writer(expected_rows, nest_depth, false);
+	if (!in_statement && nest_depth > 1)
 		return open_writer(expected_rows, nest_depth, true);
 	return open_writer(expected_rows, 0, false);
 }
@@ -989,16 +988,16 @@ frame_store(int depth, bool own)
 	if (depth > nest_nframes)
 	{
 		int			n = Max(depth, 2 * nest_nframes);
-		MfgNestFrame *frames;
 
-		frames = MemoryContextAllocZero(TopTransactionContext,
-										sizeof(MfgNestFrame) * (n + 1));
-		if (nest_frames)
+		if (nest_frames == NULL)
+			nest_frames = MemoryContextAllocZero(TopTransactionContext,
+												 sizeof(MfgNestFrame) * (n + 1));
+		else
 		{
-			memcpy(frames, nest_frames, sizeof(MfgNestFrame) * (nest_nframes + 1));
-			pfree(nest_frames);
+			nest_frames = repalloc(nest_frames, sizeof(MfgNestFrame) * (n + 1));
+			memset(nest_frames + nest_nframes + 1, 0,
+				   sizeof(MfgNestFrame) * (n - nest_nframes));
 		}
-		nest_frames = frames;
 		nest_nframes = n;
 	}
 	k = own ? &nest_frames[depth].own : &nest_frames[depth].nested;
@@ -1239,19 +1238,12 @@ nest_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			nest_nrolled_back--;
 		if (nest_nrolled_back == nest_maxrolled_back)
 		{
-			int			n = Max(16, 2 * nest_maxrolled_back);
-			SubTransactionId *ranges;
-
-			ranges = MemoryContextAlloc(TopTransactionContext,
-										2 * n * sizeof(SubTransactionId));
-			if (nest_rolled_back)
-			{
-				memcpy(ranges, nest_rolled_back,
-					   2 * nest_nrolled_back * sizeof(SubTransactionId));
-				pfree(nest_rolled_back);
-			}
-			nest_rolled_back = ranges;
-			nest_maxrolled_back = n;
+			nest_maxrolled_back = Max(16, 2 * nest_maxrolled_back);
+			nest_rolled_back = nest_rolled_back ?
+				repalloc(nest_rolled_back,
+						 2 * nest_maxrolled_back * sizeof(SubTransactionId)) :
+				MemoryContextAlloc(TopTransactionContext,
+								   2 * nest_maxrolled_back * sizeof(SubTransactionId));
 		}
 		nest_rolled_back[2 * nest_nrolled_back] = mySubid;
 		nest_rolled_back[2 * nest_nrolled_back + 1] = nest_last_subid;

@@ -105,3 +105,26 @@ SELECT pg_relation_size(reltoastrelid) > 0 AS toasted
 RESET TimeZone;
 DROP TABLE typed;
 SELECT count(*) FROM take_events() WHERE message_type = 'Typed';
+
+-- strings are escaped exactly as to_json escapes them: every ASCII
+-- character and some beyond, in text, varchar, char, a domain over text
+-- and a text array
+CREATE TABLE strings (id int PRIMARY KEY, t text, vc varchar(10), c char(3),
+                      dc code, ta text[]);
+SELECT mfgsync.track('strings', 'Strings');
+INSERT INTO strings
+SELECT g, 'a' || chr(g) || 'b', chr(g), chr(g), 'A' || chr(g), ARRAY[chr(g), 'x' || chr(g)]
+  FROM generate_series(1, 127) g
+UNION ALL
+SELECT 128, 'ä€😀', 'ä', '€', 'A😀', '{"\"\\\\"}';
+SELECT count(*) AS rows,
+       count(*) FILTER (WHERE (o.data::json -> 't')::text = to_json(s.t)::text
+                          AND (o.data::json -> 'vc')::text = to_json(s.vc)::text
+                          AND (o.data::json -> 'c')::text = to_json(s.c)::text
+                          AND (o.data::json -> 'dc')::text = to_json(s.dc)::text
+                          AND (o.data::json -> 'ta')::text = to_json(s.ta)::text)
+           AS same_text_as_to_json
+  FROM mfgsync.outbox o JOIN strings s ON s.id = (o.key::jsonb ->> 'id')::int
+ WHERE o.message_type = 'Strings';
+DROP TABLE strings;
+SELECT count(*) FROM take_events() WHERE message_type = 'Strings';

@@ -8,8 +8,10 @@
  * date-times are ISO 8601 (timestamptz with its offset, in the session's
  * TimeZone, as to_json does), bytea is its hex text, arrays and row types
  * nest, domains render as their base type and enums as their label.
- * Strings are escaped by core's escape_json, so quotes, backslashes and
- * control characters are escaped and non-ASCII UTF-8 passes unchanged.
+ * Strings are escaped as core's escape_json escapes them, so quotes,
+ * backslashes and control characters are escaped and non-ASCII UTF-8
+ * passes unchanged.  Text types and integers, the common columns, are
+ * rendered from their stored value without the output function's copy.
  *
  * The output matches to_json() for every type except those that define a
  * cast to json, which are rendered as strings.  Callers resolve the type of
@@ -54,6 +56,11 @@ categorize(Oid typid)
 		case INT2OID:
 		case INT4OID:
 		case INT8OID:
+			return MFG_JSON_INTEGER;
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+			return MFG_JSON_TEXT;
 		case FLOAT4OID:
 		case FLOAT8OID:
 		case NUMERICOID:
@@ -129,6 +136,80 @@ append_bytea(StringInfo buf, bytea *b)
 	}
 	buf->data[buf->len] = '\0';
 	appendStringInfoChar(buf, '"');
+}
+
+/*
+ * append_text
+ *		Append a text value as a JSON string, escaped exactly as core's
+ *		escape_json does, but copying the runs that need no escape at once:
+ *		the stored bytes of text, varchar and bpchar are their output text.
+ */
+static void
+append_text(StringInfo buf, text *t)
+{
+	const char *p = VARDATA_ANY(t);
+	const char *end = p + VARSIZE_ANY_EXHDR(t);
+	const char *run = p;
+
+	enlargeStringInfo(buf, (end - p) + 2);
+	appendStringInfoChar(buf, '"');
+	for (; p < end; p++)
+	{
+		unsigned char c = (unsigned char) *p;
+
+		if (c >= ' ' && c != '"' && c != '\\')
+			continue;
+		appendBinaryStringInfo(buf, run, p - run);
+		run = p + 1;
+		switch (c)
+		{
+			case '\b':
+				appendStringInfoString(buf, "\\b");
+				break;
+			case '\f':
+				appendStringInfoString(buf, "\\f");
+				break;
+			case '\n':
+				appendStringInfoString(buf, "\\n");
+				break;
+			case '\r':
+				appendStringInfoString(buf, "\\r");
+				break;
+			case '\t':
+				appendStringInfoString(buf, "\\t");
+				break;
+			case '"':
+				appendStringInfoString(buf, "\\\"");
+				break;
+			case '\\':
+				appendStringInfoString(buf, "\\\\");
+				break;
+			default:
+				appendStringInfo(buf, "\\u%04x", (int) c);
+				break;
+		}
+	}
+	appendBinaryStringInfo(buf, run, p - run);
+	appendStringInfoChar(buf, '"');
+}
+
+/*
+ * append_integer
+ *		Append an int2, int4 or int8 in decimal, without the output
+ *		function's allocation.
+ */
+static void
+append_integer(StringInfo buf, Datum value, Oid typid)
+{
+	char		digits[MAXINT8LEN + 1];
+
+	if (typid == INT8OID)
+		pg_lltoa(DatumGetInt64(value), digits);
+	else if (typid == INT4OID)
+		pg_ltoa(DatumGetInt32(value), digits);
+	else
+		pg_ltoa((int32) DatumGetInt16(value), digits);
+	appendStringInfoString(buf, digits);
 }
 
 /*
@@ -272,6 +353,9 @@ mfgsync_json_append_value(StringInfo buf, Datum value, bool isnull,
 		case MFG_JSON_BOOL:
 			appendStringInfoString(buf, DatumGetBool(value) ? "true" : "false");
 			break;
+		case MFG_JSON_INTEGER:
+			append_integer(buf, value, jt->typid);
+			break;
 		case MFG_JSON_NUMBER:
 			append_number(buf, OutputFunctionCall(&jt->outfunc, value));
 			break;
@@ -293,6 +377,9 @@ mfgsync_json_append_value(StringInfo buf, Datum value, bool isnull,
 			break;
 		case MFG_JSON_COMPOSITE:
 			append_composite(buf, value);
+			break;
+		case MFG_JSON_TEXT:
+			append_text(buf, DatumGetTextPP(value));
 			break;
 		case MFG_JSON_STRING:
 			escape_json(buf, OutputFunctionCall(&jt->outfunc, value));

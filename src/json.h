@@ -20,12 +20,14 @@
 typedef enum MfgJsonCategory
 {
 	MFG_JSON_BOOL,				/* true / false */
-	MFG_JSON_NUMBER,			/* integers, floats, numeric: bare number */
+	MFG_JSON_INTEGER,			/* int2, int4, int8: bare number */
+	MFG_JSON_NUMBER,			/* floats, numeric: bare number */
 	MFG_JSON_DATETIME,			/* date, timestamp, timestamptz: ISO 8601 */
 	MFG_JSON_JSON,				/* json, jsonb: embedded as is */
 	MFG_JSON_BYTEA,				/* bytea: "\\x" + hex, as to_json does */
 	MFG_JSON_ARRAY,				/* arrays: nested JSON arrays */
 	MFG_JSON_COMPOSITE,			/* row types: JSON objects */
+	MFG_JSON_TEXT,				/* text, varchar, bpchar: stored text, escaped */
 	MFG_JSON_STRING				/* everything else: its text as a string */
 } MfgJsonCategory;
 

@@ -42,7 +42,16 @@ SELECT * FROM take_events();
 
 -- a key change is a Delete of the old key, then an Add of the new one
 UPDATE production_order SET order_code = 'PO-1A' WHERE order_code = 'PO-1';
-SELECT action, key FROM take_events();
+SELECT action, key, data, old_data FROM take_events();
+
+-- created_at is when the changing statement started, in its transaction
+BEGIN;
+UPDATE production_order SET note = 'timed' WHERE order_code = 'PO-1A';
+SELECT created_at >= transaction_timestamp() AND created_at < statement_timestamp()
+       AS during_the_update
+  FROM mfgsync.events;
+COMMIT;
+SELECT count(*) FROM take_events();
 
 DELETE FROM production_order WHERE order_code = 'PO-2';
 SELECT * FROM take_events();
@@ -95,6 +104,13 @@ PO-7	P-7	7
 PO-8	P-8	8
 \.
 SELECT action, key FROM take_events();
+COPY production_order (order_code, product_code)
+FROM PROGRAM 'seq -f C-%g,P-1 1 2500' WITH (FORMAT csv);
+SELECT count(*), count(DISTINCT key),
+       bool_and(key->>'order_code' = 'C-' || n) AS in_row_order
+  FROM (SELECT key, row_number() OVER () AS n FROM take_events()) e;
+DELETE FROM production_order WHERE order_code LIKE 'C-%';
+SELECT count(*) FROM take_events();
 INSERT INTO production_order (order_code, product_code)
 SELECT 'B-' || g, 'P-1' FROM generate_series(1, 3000) g;
 SELECT count(*), count(DISTINCT key),

@@ -22,6 +22,7 @@ CREATE SEQUENCE some_seq;
 \pset tuples_only on
 -- relations that cannot be tracked
 SELECT try($$SELECT mfgsync.track('no_such_table', 'X')$$);
+SELECT try($$SELECT mfgsync.track(987654::oid::regclass, 'X')$$);
 SELECT try($$SELECT mfgsync.track(NULL, 'X')$$);
 SELECT try($$SELECT mfgsync.track('good_view', 'X')$$);
 SELECT try($$SELECT mfgsync.track('good_mview', 'X')$$);

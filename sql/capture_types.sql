@@ -37,7 +37,7 @@ SELECT mfgsync.track('typed', 'Typed');
 
 SET TimeZone = 'Europe/Berlin';
 SET bytea_output = 'escape';    -- rendering does not depend on it
-SET extra_float_digits = 0;     -- nor on this
+SET extra_float_digits = -15;   -- nor on this (floats are never rounded)
 INSERT INTO typed VALUES (
     1,
     12345678901234567890.123456789012345678901234567890,
@@ -83,10 +83,37 @@ SELECT o.key::jsonb ->> 'id' AS id,
  ORDER BY 1;
 
 -- old values render the same way
+CREATE TEMP TABLE typed_before AS SELECT * FROM typed WHERE id = 1;
 UPDATE typed SET n = n + 1, by = '\xdeadbeef' WHERE id = 1;
 SELECT action, data->'n' AS n, old_data->'n' AS old_n, data->'by' AS by,
        old_data->'by' AS old_by
   FROM mfgsync.events WHERE action = 'Change';
+-- a Change carries every type as an Add does: data and old_data equal
+-- to_jsonb() of the row after and before the update
+SELECT o.data::jsonb = to_jsonb(after_row) AS data_same,
+       o.old_data::jsonb = to_jsonb(before_row) AS old_data_same
+  FROM mfgsync.outbox o, typed after_row, typed_before before_row
+ WHERE o.action = 'Change' AND after_row.id = 1;
+-- and so does a Delete: old_data equals to_jsonb() of the deleted row
+CREATE TEMP TABLE typed_deleted AS SELECT * FROM typed WHERE id IN (1, 2, 3);
+UPDATE typed_deleted SET id = id + 10;
+INSERT INTO typed SELECT * FROM typed_deleted;
+DELETE FROM typed WHERE id > 10;
+SELECT deleted_row.id, o.old_data::jsonb = to_jsonb(deleted_row) AS old_data_same,
+       o.data IS NULL AS no_data
+  FROM mfgsync.outbox o
+       JOIN typed_deleted deleted_row ON deleted_row.id = (o.key::jsonb ->> 'id')::int
+ WHERE o.action = 'Delete'
+ ORDER BY deleted_row.id;
+
+-- a float change that a rounded rendering would hide is captured, exactly
+SET extra_float_digits = -15;
+UPDATE typed SET f8 = 0.1::float8 + 0.2, f4 = 1.0000001 WHERE id = 1;
+UPDATE typed SET f8 = 0.3, f4 = 1 WHERE id = 1;
+RESET extra_float_digits;
+SELECT data->'f8' AS f8, old_data->'f8' AS old_f8, data->'f4' AS f4,
+       old_data->'f4' AS old_f4
+  FROM mfgsync.events WHERE action = 'Change' ORDER BY id DESC LIMIT 2;
 
 -- a key of several types renders as one object
 SELECT mfgsync.track('typed', 'Typed', '{d,id,e}', '{"id": "ID", "t": "Text"}');

@@ -4,7 +4,8 @@
  *		  Rendering of SQL values as JSON text
  *
  * Change events carry row values as JSON.  The rendering must be exact:
- * numbers keep every digit (numeric is never squeezed through a double),
+ * numbers keep every digit (numeric is never squeezed through a double,
+ * floats are their shortest exact decimal whatever extra_float_digits says),
  * date-times are ISO 8601 (timestamptz with its offset, in the session's
  * TimeZone, as to_json does), bytea is its hex text, arrays and row types
  * nest, domains render as their base type and enums as their label.
@@ -29,6 +30,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "common/shortest_dec.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -63,6 +65,7 @@ categorize(Oid typid)
 			return MFG_JSON_TEXT;
 		case FLOAT4OID:
 		case FLOAT8OID:
+			return MFG_JSON_FLOAT;
 		case NUMERICOID:
 			return MFG_JSON_NUMBER;
 		case DATEOID:
@@ -228,6 +231,25 @@ append_number(StringInfo buf, const char *text)
 }
 
 /*
+ * append_float
+ *		Append a float4 or float8 as the shortest decimal that reads back as
+ *		the same value: what their output functions print by default, but
+ *		not rounded when the session lowers extra_float_digits (a rounded
+ *		payload would also hide real changes from the no-op check).
+ */
+static void
+append_float(StringInfo buf, Datum value, Oid typid)
+{
+	char		digits[DOUBLE_SHORTEST_DECIMAL_LEN];
+
+	if (typid == FLOAT8OID)
+		double_to_shortest_decimal_buf(DatumGetFloat8(value), digits);
+	else
+		float_to_shortest_decimal_buf(DatumGetFloat4(value), digits);
+	append_number(buf, digits);
+}
+
+/*
  * append_array
  *		Append an array as (nested) JSON arrays, one level per dimension.
  */
@@ -355,6 +377,9 @@ mfgsync_json_append_value(StringInfo buf, Datum value, bool isnull,
 			break;
 		case MFG_JSON_INTEGER:
 			append_integer(buf, value, jt->typid);
+			break;
+		case MFG_JSON_FLOAT:
+			append_float(buf, value, jt->typid);
 			break;
 		case MFG_JSON_NUMBER:
 			append_number(buf, OutputFunctionCall(&jt->outfunc, value));

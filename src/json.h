@@ -21,7 +21,8 @@ typedef enum MfgJsonCategory
 {
 	MFG_JSON_BOOL,				/* true / false */
 	MFG_JSON_INTEGER,			/* int2, int4, int8: bare number */
-	MFG_JSON_NUMBER,			/* floats, numeric: bare number */
+	MFG_JSON_FLOAT,				/* float4, float8: shortest exact number */
+	MFG_JSON_NUMBER,			/* numeric: bare number */
 	MFG_JSON_DATETIME,			/* date, timestamp, timestamptz: ISO 8601 */
 	MFG_JSON_JSON,				/* json, jsonb: embedded as is */
 	MFG_JSON_BYTEA,				/* bytea: "\\x" + hex, as to_json does */

@@ -155,6 +155,11 @@ BEGIN
             MESSAGE = 'relation must not be null';
     END IF;
     SELECT * INTO rel FROM pg_class c WHERE c.oid = relation;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_table',
+            MESSAGE = format('relation with OID %s does not exist', relation::oid),
+            HINT = 'Pass the name of an existing table.';
+    END IF;
 
     /* only ordinary, permanent tables outside partitioning and inheritance */
     IF rel.relkind IN ('v', 'm') THEN
@@ -209,7 +214,8 @@ BEGIN
     ELSIF message_type !~ '^[A-Za-z][A-Za-z0-9_.-]{0,62}$' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('invalid message type "%s"', message_type),
-            DETAIL = 'A message type starts with a letter, has at most 63 characters, and contains only letters, digits, "_", "." and "-".';
+            DETAIL = 'A message type starts with a letter, has at most 63 characters, and contains only letters, digits, "_", "." and "-".',
+            HINT = 'Name the kind of record, for example ''ProductionOrder''.';
     END IF;
 
     /* key: the given columns, or the primary key */
@@ -233,7 +239,8 @@ BEGIN
     FOREACH col IN ARRAY keys LOOP
         IF col IS NULL THEN
             RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
-                MESSAGE = 'key_columns must not contain null';
+                MESSAGE = 'key_columns must not contain null',
+                HINT = 'List column names, or pass NULL to use the primary key.';
         ELSIF NOT EXISTS (SELECT 1 FROM pg_attribute a
                            WHERE a.attrelid = relation AND a.attname = col
                              AND a.attnum > 0 AND NOT a.attisdropped) THEN
@@ -242,7 +249,8 @@ BEGIN
                 HINT = 'key_columns lists column names of the tracked table.';
         ELSIF col = ANY (keynames) THEN
             RAISE EXCEPTION USING ERRCODE = 'duplicate_column',
-                MESSAGE = format('column "%s" appears more than once in key_columns', col);
+                MESSAGE = format('column "%s" appears more than once in key_columns', col),
+                HINT = 'Name each key column once.';
         END IF;
         keynames := keynames || col;
     END LOOP;
@@ -274,13 +282,15 @@ BEGIN
                     HINT = 'The keys of columns are column names of the tracked table.';
             ELSIF jsonb_typeof(columns -> col) <> 'string' OR dom = '' THEN
                 RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                    MESSAGE = format('domain name of column "%s" must be a non-empty string', col);
+                    MESSAGE = format('domain name of column "%s" must be a non-empty string', col),
+                    HINT = 'Map each column to the name receivers know it by, as in {"order_code": "ProductionRequestID"}.';
             ELSIF dom = ANY (domains) THEN
                 SELECT m.key INTO other FROM jsonb_each_text(columns) m
                  WHERE m.value = dom AND m.key <> col LIMIT 1;
                 RAISE EXCEPTION USING ERRCODE = 'duplicate_column',
                     MESSAGE = format('domain name "%s" is used for more than one column', dom),
-                    DETAIL = format('Columns "%s" and "%s" both map to it.', other, col);
+                    DETAIL = format('Columns "%s" and "%s" both map to it.', other, col),
+                    HINT = 'Give each column a domain name of its own.';
             END IF;
             domains := domains || dom;
             mapped := mapped || ARRAY[col, dom];
@@ -291,7 +301,8 @@ BEGIN
         IF (SELECT count(DISTINCT k) FROM unnest(keynames) k) < cardinality(keynames) THEN
             RAISE EXCEPTION USING ERRCODE = 'duplicate_column',
                 MESSAGE = 'key columns map to the same domain name',
-                DETAIL = format('The key would be {%s}.', array_to_string(keynames, ', '));
+                DETAIL = format('The key would be {%s}.', array_to_string(keynames, ', ')),
+                HINT = 'Give each key column a domain name of its own.';
         END IF;
     END IF;
 

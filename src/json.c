@@ -14,10 +14,11 @@
  * passes unchanged.  Text types and integers, the common columns, are
  * rendered from their stored value without the output function's copy.
  *
- * The output matches to_json() for every type except those that define a
- * cast to json, which are rendered as strings.  Callers resolve the type of
- * each column once (mfgsync_json_type_init) and then render each value
- * without catalog lookups, except inside arrays and row types.
+ * The output matches to_json() (with extra_float_digits at its default) for
+ * every type except those that define a cast to json, which are rendered as
+ * strings.  Callers resolve the type of each column once
+ * (mfgsync_json_type_init) and then render each value without catalog
+ * lookups, except inside arrays and row types.
  *
  * Portions Copyright (c) 2026, mfgsync developers
  *

@@ -362,7 +362,7 @@ paired_line()
     line=$(printf 'synchronous_commit=%-3s  paired ratios, median (min-max):' "$mode")
     for v in "${VARIANTS[@]:1}"; do
         # shellcheck disable=SC2086
-        line+=$(printf ' %s %.0f%% (%.0f-%.0f)' "${LABEL[$v]}" "$(median ${PAIR[$mode/$v]})" \
+        line+=$(printf ' %s %.0f%% (%.0f-%.0f)' "${LABEL[$v]}" "$(paired "$mode" "$v")" \
             "$(printf '%s\n' ${PAIR[$mode/$v]} | sort -g | head -n 1)" \
             "$(printf '%s\n' ${PAIR[$mode/$v]} | sort -g | tail -n 1)")
         [ "$v" = "${VARIANTS[-1]}" ] || line+=' |'

@@ -3,12 +3,13 @@
 #
 #   test/bench/run.sh                      # defaults: 10 s per run, 5 rounds
 #   BENCH_SECONDS=3 ROUNDS=1 test/bench/run.sh   # quick smoke test
+#   PROTOCOL=simple test/bench/run.sh      # pgbench's default protocol
 #
 # Installs what is missing, builds and installs mfgsync (test/common.sh's
 # prepare), then, as the unprivileged user $MFGSYNC_USER when started as
 # root, starts a throwaway cluster and measures:
 #
-#   1. single-row UPDATE by primary key, pgbench -c 2 -j 2 -M prepared, on
+#   1. single-row UPDATE by primary key, pgbench -c 2 -j 2 -M $PROTOCOL, on
 #      five 100,000-row pgbench_accounts copies: untracked, tracked by
 #      mfgsync, with a PL/pgSQL outbox trigger, with PgQ's logutriga, and
 #      "event row": no trigger, the UPDATE statement itself inserts a
@@ -38,6 +39,9 @@ PORT=55440
 ACCOUNTS=100000             # rows per pgbench table (pgbench -i -s 1)
 BULK_ROWS=1000000
 BULK_RUNS=${BULK_RUNS:-5}
+# pgbench's query protocol: prepared (every run up to run 15) or simple
+# (pgbench's default: every statement parsed and planned again)
+PROTOCOL=${PROTOCOL:-prepared}
 
 # targets (see README / doc/benchmarks.md)
 TARGET_OFF=75               # % of untracked tps, synchronous_commit = off
@@ -61,9 +65,9 @@ exec {STDERR}>&2
 
 msg() { echo "run.sh: $*"; }
 die() { echo "run.sh: $*" >&2; exit 1; }
-
 case "$BENCH_SECONDS" in '' | *[!0-9]* | 0) die "BENCH_SECONDS must be a positive integer" ;; esac
 case "$ROUNDS" in '' | *[!0-9]* | 0) die "ROUNDS must be a positive integer" ;; esac
+case "$PROTOCOL" in simple | prepared) ;; *) die "PROTOCOL must be simple or prepared" ;; esac
 
 # ---------------------------------------------------------------------------
 # cluster
@@ -206,7 +210,7 @@ run_pgbench()
     reset_between_runs
     lsn=$(psql_val "SELECT pg_current_wal_insert_lsn()")
     if ! run_unprivileged env PGOPTIONS="-c synchronous_commit=$mode" \
-        pgbench -n -M prepared -c 2 -j 2 -T "$BENCH_SECONDS" \
+        pgbench -n -M "$PROTOCOL" -c 2 -j 2 -T "$BENCH_SECONDS" \
         -f "$WORK/update_$v.sql" -h "$WORK" -p "$PORT" bench >"$out" 2>&1; then
         cat "$out" >&2
         die "pgbench failed on accounts_$v (synchronous_commit=$mode)"
@@ -406,7 +410,7 @@ report()
 
     echo
     echo "=== mfgsync benchmark: ${BENCH_SECONDS}s runs, $ROUNDS round(s), medians"
-    echo "update by pk, pgbench -c 2 -j 2 -M prepared, 100,000 rows:"
+    echo "update by pk, pgbench -c 2 -j 2 -M $PROTOCOL, 100,000 rows:"
     tps_line off
     tps_line on
     paired_line off
@@ -417,14 +421,15 @@ report()
     echo " mfgsync's event into a table like the outbox with one index; nothing rendered)"
     printf 'bulk 1M rows: untracked %.2f s | tracked %.2f s (%.2fx)\n' "$ut" "$tr" "$bulk"
     echo
-    echo "targets (median of paired ratios; ratio of median tps in brackets):"
-    printf '  sync_commit=off  mfgsync >= %d%% of untracked: %.0f%% [%.0f%%]  %s\n' \
+    echo "targets (median of paired ratios, one decimal so that the verdict can be read off it;"
+    echo "ratio of median tps in brackets):"
+    printf '  sync_commit=off  mfgsync >= %d%% of untracked: %.1f%% [%.1f%%]  %s\n' \
         "$TARGET_OFF" "$off" "$(ratio off)" "$(met "$off >= $TARGET_OFF")"
     for a in plpgsql pgq; do
         printf '  sync_commit=off  mfgsync >= 1.2x %-8s     %.2fx  %s\n' "${LABEL[$a]}" \
             "$(calc "$off / $(paired off $a)")" "$(met "$off >= 1.2 * $(paired off $a)")"
     done
-    printf '  sync_commit=on   mfgsync >= %d%% of untracked: %.0f%% [%.0f%%]  %s\n' \
+    printf '  sync_commit=on   mfgsync >= %d%% of untracked: %.1f%% [%.1f%%]  %s\n' \
         "$TARGET_ON" "$on" "$(ratio on)" "$(met "$on >= $TARGET_ON")"
     printf '  bulk 1M rows     tracked <= %.1fx untracked:   %.2fx  %s\n' \
         "$TARGET_BULK" "$bulk" "$(met "$bulk <= $TARGET_BULK")"

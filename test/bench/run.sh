@@ -65,6 +65,7 @@ exec {STDERR}>&2
 
 msg() { echo "run.sh: $*"; }
 die() { echo "run.sh: $*" >&2; exit 1; }
+
 case "$BENCH_SECONDS" in '' | *[!0-9]* | 0) die "BENCH_SECONDS must be a positive integer" ;; esac
 case "$ROUNDS" in '' | *[!0-9]* | 0) die "ROUNDS must be a positive integer" ;; esac
 case "$PROTOCOL" in simple | prepared) ;; *) die "PROTOCOL must be simple or prepared" ;; esac
@@ -421,12 +422,12 @@ report()
     echo " mfgsync's event into a table like the outbox with one index; nothing rendered)"
     printf 'bulk 1M rows: untracked %.2f s | tracked %.2f s (%.2fx)\n' "$ut" "$tr" "$bulk"
     echo
-    echo "targets (median of paired ratios, one decimal so that the verdict can be read off it;"
+    echo "targets (median of paired ratios, with enough decimals to read the verdict off;"
     echo "ratio of median tps in brackets):"
     printf '  sync_commit=off  mfgsync >= %d%% of untracked: %.1f%% [%.1f%%]  %s\n' \
         "$TARGET_OFF" "$off" "$(ratio off)" "$(met "$off >= $TARGET_OFF")"
     for a in plpgsql pgq; do
-        printf '  sync_commit=off  mfgsync >= 1.2x %-8s     %.2fx  %s\n' "${LABEL[$a]}" \
+        printf '  sync_commit=off  mfgsync >= 1.2x %-8s     %.3fx  %s\n' "${LABEL[$a]}" \
             "$(calc "$off / $(paired off $a)")" "$(met "$off >= 1.2 * $(paired off $a)")"
     done
     printf '  sync_commit=on   mfgsync >= %d%% of untracked: %.1f%% [%.1f%%]  %s\n' \

@@ -22,7 +22,11 @@
 #      drifts by tens of percent within minutes, so a variant is judged by
 #      the median of its paired ratios; the median tps of each variant, the
 #      ratio of those medians (as reported up to run 13) and the median WAL
-#      bytes per transaction are reported too;
+#      bytes per transaction are reported too, and so is each variant's cost:
+#      the time it added to each client's transaction (2 / tps), against its
+#      paired untracked run.  With synchronous_commit = on a transaction
+#      waits for its commit too; adding the "off" cost to the untracked "on"
+#      time gives the "on" ratio that cost implies;
 #   2. one INSERT ... SELECT of 1,000,000 rows into a production-order
 #      shaped table, untracked vs tracked by mfgsync, BULK_RUNS (5) runs each,
 #      alternating; medians and the ratio tracked/untracked.
@@ -36,6 +40,7 @@ set -Eeuo pipefail
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 ROUNDS=${ROUNDS:-5}
 PORT=55440
+CLIENTS=2                   # pgbench -c and -j
 ACCOUNTS=100000             # rows per pgbench table (pgbench -i -s 1)
 BULK_ROWS=1000000
 BULK_RUNS=${BULK_RUNS:-5}
@@ -200,6 +205,10 @@ events()
 declare -A TPS              # "mode/variant" -> tps of every run
 declare -A WAL              # "mode/variant" -> WAL bytes per transaction of every run
 declare -A PAIR             # "mode/variant" -> % of the paired untracked run's tps
+declare -A COST             # "mode/variant" -> microseconds the variant added to
+                            # each transaction, against its paired untracked run
+declare -A CYCLE            # "mode" -> microseconds per transaction and client of
+                            # every untracked run
 LAST_TPS=""                 # tps of the latest run_pgbench
 
 # run_pgbench mode variant round: one measured run, appended to TPS
@@ -211,7 +220,7 @@ run_pgbench()
     reset_between_runs
     lsn=$(psql_val "SELECT pg_current_wal_insert_lsn()")
     if ! run_unprivileged env PGOPTIONS="-c synchronous_commit=$mode" \
-        pgbench -n -M "$PROTOCOL" -c 2 -j 2 -T "$BENCH_SECONDS" \
+        pgbench -n -M "$PROTOCOL" -c "$CLIENTS" -j "$CLIENTS" -T "$BENCH_SECONDS" \
         -f "$WORK/update_$v.sql" -h "$WORK" -p "$PORT" bench >"$out" 2>&1; then
         cat "$out" >&2
         die "pgbench failed on accounts_$v (synchronous_commit=$mode)"
@@ -263,6 +272,9 @@ bench_updates()
                 run_pgbench "$mode" plain "$round"; base=$LAST_TPS
             fi
             PAIR[$mode/$v]="${PAIR[$mode/$v]:-} $(calc "100 * $tps / $base")"
+            # each client's transaction takes CLIENTS / tps seconds
+            COST[$mode/$v]="${COST[$mode/$v]:-} $(calc "1e6 * $CLIENTS * (1 / $tps - 1 / $base)")"
+            CYCLE[$mode]="${CYCLE[$mode]:-} $(calc "1e6 * $CLIENTS / $base")"
         done
     done
 }
@@ -375,6 +387,41 @@ paired_line()
     echo "$line"
 }
 
+# cost_line mode: per variant, the median of the microseconds it added to
+# each client's transaction, against its paired untracked runs
+cost_line()
+{
+    local mode=$1 v line
+    line=$(printf 'synchronous_commit=%-3s  cost per transaction, median of pairs:' "$mode")
+    for v in "${VARIANTS[@]:1}"; do
+        # shellcheck disable=SC2086
+        line+=$(printf ' %s %.1f us' "${LABEL[$v]}" "$(median ${COST[$mode/$v]})")
+        [ "$v" = "${VARIANTS[-1]}" ] || line+=' |'
+    done
+    echo "$line"
+}
+
+# implied_line: the synchronous_commit = on ratio that each variant's "off"
+# cost implies, if it added just that time to an untracked "on"
+# transaction (median time per transaction and client); and the cost that
+# TARGET_ON allows at that time
+implied_line()
+{
+    local cycle v line
+    # shellcheck disable=SC2086
+    cycle=$(median ${CYCLE[on]})
+    line=$(printf 'synchronous_commit=on   untracked %.0f us per transaction; the off costs imply:' "$cycle")
+    for v in "${VARIANTS[@]:1}"; do
+        # shellcheck disable=SC2086
+        line+=$(printf ' %s %.1f%%' "${LABEL[$v]}" \
+            "$(calc "100 * $cycle / ($cycle + $(median ${COST[off/$v]}))")")
+        [ "$v" = "${VARIANTS[-1]}" ] || line+=' |'
+    done
+    echo "$line"
+    printf '                         %d%% allows a cost of %.1f us per transaction at that time\n' \
+        "$TARGET_ON" "$(calc "$cycle * (100 / $TARGET_ON - 1)")"
+}
+
 # paired mode variant: median of the variant's paired ratios, in %
 paired()
 {
@@ -411,11 +458,14 @@ report()
 
     echo
     echo "=== mfgsync benchmark: ${BENCH_SECONDS}s runs, $ROUNDS round(s), medians"
-    echo "update by pk, pgbench -c 2 -j 2 -M $PROTOCOL, 100,000 rows:"
+    echo "update by pk, pgbench -c $CLIENTS -j $CLIENTS -M $PROTOCOL, 100,000 rows:"
     tps_line off
     tps_line on
     paired_line off
     paired_line on
+    cost_line off
+    cost_line on
+    implied_line
     wal_line off
     wal_line on
     echo '("event row": no trigger; the UPDATE itself inserts a constant row the size of'

@@ -375,13 +375,12 @@ wal_line()
 # range
 paired_line()
 {
-    local mode=$1 v line
+    local mode=$1 v line range
     line=$(printf 'synchronous_commit=%-3s  paired ratios, median (min-max):' "$mode")
     for v in "${VARIANTS[@]:1}"; do
-        # shellcheck disable=SC2086
+        read -r -a range <<<"$(pair_range "$mode" "$v")"
         line+=$(printf ' %s %.0f%% (%.0f-%.0f)' "${LABEL[$v]}" "$(paired "$mode" "$v")" \
-            "$(printf '%s\n' ${PAIR[$mode/$v]} | sort -g | head -n 1)" \
-            "$(printf '%s\n' ${PAIR[$mode/$v]} | sort -g | tail -n 1)")
+            "${range[0]}" "${range[1]}")
         [ "$v" = "${VARIANTS[-1]}" ] || line+=' |'
     done
     echo "$line"
@@ -429,6 +428,27 @@ paired()
     median ${PAIR[$1/$2]}
 }
 
+# pair_range mode variant: the smallest and the largest of its paired ratios
+pair_range()
+{
+    # shellcheck disable=SC2086
+    printf '%s\n' ${PAIR[$1/$2]} | sort -g | sed -n '1p;$p' | paste -s -d ' '
+}
+
+# caveat mode target: empty, or why mfgsync's median cannot settle a ratio
+# target: its pairs spread over more points than the target leaves below
+# 100% (with synchronous_commit = on, the commit time can move more within a
+# run than the whole cost being judged)
+caveat()
+{
+    local range
+    read -r -a range <<<"$(pair_range "$1" mfgsync)"
+    if awk "BEGIN { exit !(${range[1]} - ${range[0]} > 100 - $2) }"; then
+        printf ' (not conclusive: the pairs range from %.0f%% to %.0f%%, wider than the %d points below 100%%)' \
+            "${range[0]}" "${range[1]}" "$((100 - $2))"
+    fi
+}
+
 # ratio mode: mfgsync median tps in % of the untracked median
 ratio()
 {
@@ -474,14 +494,14 @@ report()
     echo
     echo "targets (median of paired ratios, with enough decimals to read the verdict off;"
     echo "ratio of median tps in brackets):"
-    printf '  sync_commit=off  mfgsync >= %d%% of untracked: %.1f%% [%.1f%%]  %s\n' \
-        "$TARGET_OFF" "$off" "$(ratio off)" "$(met "$off >= $TARGET_OFF")"
+    printf '  sync_commit=off  mfgsync >= %d%% of untracked: %.1f%% [%.1f%%]  %s%s\n' \
+        "$TARGET_OFF" "$off" "$(ratio off)" "$(met "$off >= $TARGET_OFF")" "$(caveat off "$TARGET_OFF")"
     for a in plpgsql pgq; do
         printf '  sync_commit=off  mfgsync >= 1.2x %-8s     %.3fx  %s\n' "${LABEL[$a]}" \
             "$(calc "$off / $(paired off $a)")" "$(met "$off >= 1.2 * $(paired off $a)")"
     done
-    printf '  sync_commit=on   mfgsync >= %d%% of untracked: %.1f%% [%.1f%%]  %s\n' \
-        "$TARGET_ON" "$on" "$(ratio on)" "$(met "$on >= $TARGET_ON")"
+    printf '  sync_commit=on   mfgsync >= %d%% of untracked: %.1f%% [%.1f%%]  %s%s\n' \
+        "$TARGET_ON" "$on" "$(ratio on)" "$(met "$on >= $TARGET_ON")" "$(caveat on "$TARGET_ON")"
     printf '  bulk 1M rows     tracked <= %.1fx untracked:   %.2fx  %s\n' \
         "$TARGET_BULK" "$bulk" "$(met "$bulk <= $TARGET_BULK")"
     echo

@@ -20,9 +20,11 @@
 #
 # The instructions of one transaction are (LARGE run - SMALL run) /
 # (LARGE - SMALL): start-up, shutdown and the first use of each trigger
-# function cancel out.  Every run updates the same rows in the same order;
-# after each, the script checks that the variant's capture wrote one event
-# per update.  The client's side (pgbench, the protocol) is not counted, so
+# function cancel out.  Every variant updates the same rows in the same
+# order; before its measured runs, one unmeasured run updates them all, and
+# every run starts with the outboxes emptied and the tables vacuumed.  After
+# each run the script checks that the variant's capture wrote one event per
+# update.  The client's side (pgbench, the protocol) is not counted, so
 # "untracked / tracked" is lower than run.sh's tps ratio for the same cost.
 set -Eeuo pipefail
 
@@ -41,8 +43,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 msg() { echo "instructions.sh: $*"; }
 die() { echo "instructions.sh: $*" >&2; exit 1; }
 
-case "$SMALL" in '' | *[!0-9]* | 0) die "SMALL must be a positive integer" ;; esac
-case "$LARGE" in '' | *[!0-9]* | 0) die "LARGE must be a positive integer" ;; esac
+case "$SMALL" in '' | *[!0-9]* | 0*) die "SMALL must be a positive integer" ;; esac
+case "$LARGE" in '' | *[!0-9]* | 0*) die "LARGE must be a positive integer" ;; esac
 [ "$LARGE" -gt "$SMALL" ] || die "LARGE must be larger than SMALL"
 
 trap 'stop_cluster' EXIT
@@ -53,10 +55,12 @@ trap 'exit 143' TERM
 # transaction) in a single-user server; its output in $CLUSTER_DIR/single.out
 single()
 {
-    run_unprivileged postgres --single -D "$CLUSTER_DIR/data" -c synchronous_commit=off \
-        bench <"$1" >"$CLUSTER_DIR/single.out" 2>&1
-    ! grep -q 'ERROR:' "$CLUSTER_DIR/single.out" ||
-        { cat "$CLUSTER_DIR/single.out" >&2; die "single-user run of $1 failed"; }
+    if ! run_unprivileged postgres --single -D "$CLUSTER_DIR/data" -c synchronous_commit=off \
+        bench <"$1" >"$CLUSTER_DIR/single.out" 2>&1 ||
+        grep -q 'ERROR:' "$CLUSTER_DIR/single.out"; then
+        cat "$CLUSTER_DIR/single.out" >&2
+        die "single-user run of $1 failed"
+    fi
 }
 
 # events variant: the statement that counts the variant's captured events
@@ -101,7 +105,8 @@ INSERT INTO bench_event_rows SELECT nextval('bench_event_rows_seq'), 1234567, \
     events_sql "$v"
 }
 
-# reset: empty the outboxes, so every run starts from the same state
+# reset: empty the outboxes and vacuum the tables, so that every run starts
+# from the same state
 reset()
 {
     cat >"$CLUSTER_DIR/reset.sql" <<'EOF'
@@ -110,6 +115,7 @@ TRUNCATE bench_plpgsql_outbox;
 TRUNCATE bench_event_rows;
 SELECT pgq.drop_queue('bench');
 SELECT pgq.create_queue('bench');
+VACUUM accounts_plain, accounts_mfgsync, accounts_plpgsql, accounts_pgq, accounts_rowonly;
 CHECKPOINT;
 EOF
     chmod a+r "$CLUSTER_DIR/reset.sql"
@@ -118,16 +124,24 @@ EOF
 
 declare -A IR               # "protocol/variant" -> instructions per transaction
 
-# measure protocol variant: callgrind runs of SMALL and LARGE updates
+# measure protocol variant: callgrind runs of SMALL and LARGE updates,
+# after an unmeasured run of LARGE: each measured run then updates rows
+# that were updated once and vacuumed since, on pages with room for the new
+# version, as in the steady state of run.sh
 measure()
 {
     local protocol=$1 v=$2 n f ir ev want
     local -A total
     for n in "$SMALL" "$LARGE"; do
-        reset
         f="$CLUSTER_DIR/$protocol-$v-$n.sql"
         statements "$protocol" "$v" "$n" >"$f"
         chmod a+r "$f"
+    done
+    reset
+    single "$CLUSTER_DIR/$protocol-$v-$LARGE.sql"
+    for n in "$SMALL" "$LARGE"; do
+        reset
+        f="$CLUSTER_DIR/$protocol-$v-$n.sql"
         run_unprivileged valgrind --tool=callgrind --callgrind-out-file=/dev/null \
             postgres --single -D "$CLUSTER_DIR/data" -c synchronous_commit=off bench \
             <"$f" >"$CLUSTER_DIR/single.out" 2>"$CLUSTER_DIR/valgrind.log" ||

@@ -9,8 +9,9 @@
 # prepare), then, as the unprivileged user $MFGSYNC_USER when started as
 # root, starts a throwaway cluster and measures:
 #
-#   1. single-row UPDATE by primary key, pgbench -c 2 -j 2 -M $PROTOCOL, on
-#      five 100,000-row pgbench_accounts copies: untracked, tracked by
+#   1. single-row UPDATE by primary key, pgbench -c $CLIENTS -j $CLIENTS
+#      -M $PROTOCOL (CLIENTS = 2), on five 100,000-row pgbench_accounts
+#      copies: untracked, tracked by
 #      mfgsync, with a PL/pgSQL outbox trigger, with PgQ's logutriga, and
 #      "event row": no trigger, the UPDATE statement itself inserts a
 #      constant row the size of mfgsync's event into a table like the
@@ -23,8 +24,8 @@
 #      the median of its paired ratios; the median tps of each variant, the
 #      ratio of those medians (as reported up to run 13) and the median WAL
 #      bytes per transaction are reported too, and so is each variant's cost:
-#      the time it added to each client's transaction (2 / tps), against its
-#      paired untracked run.  With synchronous_commit = on a transaction
+#      the time it added to each client's transaction, CLIENTS / tps minus
+#      CLIENTS / tps of its paired untracked run.  With synchronous_commit = on a transaction
 #      waits for its commit too; adding the "off" cost to the untracked "on"
 #      time gives the "on" ratio that cost implies;
 #   2. one INSERT ... SELECT of 1,000,000 rows into a production-order

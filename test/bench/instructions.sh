@@ -39,6 +39,8 @@ declare -A LABEL=([plain]=untracked [mfgsync]=mfgsync [plpgsql]=plpgsql [pgq]=pg
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../common.sh
 . "$HERE/../common.sh"
+# shellcheck source=variants.sh
+. "$HERE/variants.sh"
 
 msg() { echo "instructions.sh: $*"; }
 die() { echo "instructions.sh: $*" >&2; exit 1; }
@@ -79,18 +81,9 @@ events_sql()
 # rows in the same order for every variant, then the event count
 statements()
 {
-    local protocol=$1 v=$2 n=$3 update filler
-    update="UPDATE accounts_$v SET abalance = abalance + \$1 WHERE aid = \$2"
-    if [ "$v" = rowonly ]; then
-        # the event row of run.sh: the statement inserts the event's bytes
-        filler=$(printf '%84s' '')
-        update="WITH u AS ($update RETURNING aid) \
-INSERT INTO bench_event_rows SELECT nextval('bench_event_rows_seq'), 1234567, \
-'Account', 'Change', '{\"aid\":12345}', \
-'{\"aid\":12345,\"bid\":1,\"abalance\":-1234,\"filler\":\"$filler\"}', \
-'{\"aid\":12345,\"bid\":1,\"abalance\":-4321,\"filler\":\"$filler\"}', \
-'2026-11-22 01:53:27.574437+00', true FROM u"
-    fi
+    local protocol=$1 v=$2 n=$3 update
+    # shellcheck disable=SC2016  # $1 and $2 are the statement's parameters
+    update=$(variant_update "$v" '$1' '$2')
     [ "$protocol" = prepared ] && echo "PREPARE u(int, int) AS $update;"
     awk -v n="$n" -v protocol="$protocol" -v update="$update" 'BEGIN {
         for (i = 1; i <= n; i++) {

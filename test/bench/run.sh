@@ -61,6 +61,8 @@ declare -A LABEL=([plain]=untracked [mfgsync]=mfgsync [plpgsql]=plpgsql [pgq]=pg
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../common.sh
 . "$HERE/../common.sh"
+# shellcheck source=variants.sh
+. "$HERE/variants.sh"
 
 WORK=""                     # cluster directory, set by start_bench_cluster
 
@@ -153,24 +155,12 @@ setup_accounts()
         >"$WORK/pgbench-init.log" 2>&1 || { cat "$WORK/pgbench-init.log" >&2; return 1; }
     psql_run >/dev/null <"$HERE/setup.sql"
 
-    local v update filler
-    filler=$(printf '%84s' '')
+    local v
     for v in "${VARIANTS[@]}"; do
-        update="UPDATE accounts_$v SET abalance = abalance + :delta WHERE aid = :aid"
-        # the event mfgsync writes for such an update, as constants of the
-        # same size (pgbench reads a statement from one line)
-        if [ "$v" = rowonly ]; then
-            update="WITH u AS ($update RETURNING aid) \
-INSERT INTO bench_event_rows SELECT nextval('bench_event_rows_seq'), 1234567, \
-'Account', 'Change', '{\"aid\":12345}', \
-'{\"aid\":12345,\"bid\":1,\"abalance\":-1234,\"filler\":\"$filler\"}', \
-'{\"aid\":12345,\"bid\":1,\"abalance\":-4321,\"filler\":\"$filler\"}', \
-'2026-11-22 01:53:27.574437+00', true FROM u"
-        fi
         cat >"$WORK/update_$v.sql" <<EOF
 \\set aid random(1, $ACCOUNTS)
 \\set delta random(-5000, 5000)
-$update;
+$(variant_update "$v" :delta :aid);
 EOF
     done
 }

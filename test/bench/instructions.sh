@@ -32,10 +32,6 @@ SMALL=${SMALL:-200}
 LARGE=${LARGE:-600}
 PORT=55441
 
-VARIANTS=(plain mfgsync plpgsql pgq rowonly)
-declare -A LABEL=([plain]=untracked [mfgsync]=mfgsync [plpgsql]=plpgsql [pgq]=pgq
-                  [rowonly]="event row")
-
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../common.sh
 . "$HERE/../common.sh"

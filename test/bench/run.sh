@@ -54,10 +54,6 @@ TARGET_OFF=75               # % of untracked tps, synchronous_commit = off
 TARGET_ON=97                # % of untracked tps, synchronous_commit = on
 TARGET_BULK=2.0             # tracked / untracked time, bulk insert
 
-VARIANTS=(plain mfgsync plpgsql pgq rowonly)
-declare -A LABEL=([plain]=untracked [mfgsync]=mfgsync [plpgsql]=plpgsql [pgq]=pgq
-                  [rowonly]="event row")
-
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../common.sh
 . "$HERE/../common.sh"
@@ -334,80 +330,98 @@ bench_bulk()
 # ---------------------------------------------------------------------------
 # report
 
-# tps_line mode: the figures line of one synchronous_commit mode
+# variant_line title piece arg variant...: one report line: title, then for
+# each variant what "piece arg variant" prints, separated by " |"
+variant_line()
+{
+    local title=$1 piece=$2 arg=$3 v sep=''
+    shift 3
+    printf '%s' "$title"
+    for v in "$@"; do
+        printf '%s %s' "$sep" "$("$piece" "$arg" "$v")"
+        sep=' |'
+    done
+    echo
+}
+
+# The pieces, each for one mode (or time) and variant.  The lists of
+# figures are split into words on purpose (SC2086).
+
+# median tps, and in % of the untracked median
+# shellcheck disable=SC2086
+tps_piece()
+{
+    local base med
+    base=$(median ${TPS[$1/plain]})
+    med=$(median ${TPS[$1/$2]})
+    printf '%s %.0f tps (%.0f%%)' "${LABEL[$2]}" "$med" "$(calc "100 * $med / $base")"
+}
+
+# median WAL bytes per transaction
+# shellcheck disable=SC2086
+wal_piece()
+{
+    printf '%s %.0f' "${LABEL[$2]}" "$(median ${WAL[$1/$2]})"
+}
+
+# median of the paired ratios, and their range
+paired_piece()
+{
+    local range
+    read -r -a range <<<"$(pair_range "$1" "$2")"
+    printf '%s %.0f%% (%.0f-%.0f)' "${LABEL[$2]}" "$(paired "$1" "$2")" "${range[0]}" "${range[1]}"
+}
+
+# median of the microseconds it added to each client's transaction, against
+# its paired untracked runs
+# shellcheck disable=SC2086
+cost_piece()
+{
+    printf '%s %.1f us' "${LABEL[$2]}" "$(median ${COST[$1/$2]})"
+}
+
+# the synchronous_commit = on ratio its "off" cost implies, if it added
+# just that time to an untracked "on" transaction taking $1 microseconds
+# shellcheck disable=SC2086
+implied_piece()
+{
+    printf '%s %.1f%%' "${LABEL[$2]}" "$(calc "100 * $1 / ($1 + $(median ${COST[off/$2]}))")"
+}
+
+# shellcheck disable=SC2086
 tps_line()
 {
-    local mode=$1 v med base line
-    # shellcheck disable=SC2086  # word splitting of the tps lists is wanted
-    base=$(median ${TPS[$mode/plain]})
-    line=$(printf 'synchronous_commit=%-3s  untracked %.0f tps' "$mode" "$base")
-    for v in "${VARIANTS[@]:1}"; do
-        # shellcheck disable=SC2086
-        med=$(median ${TPS[$mode/$v]})
-        line+=$(printf ' | %s %.0f tps (%.0f%%)' "${LABEL[$v]}" "$med" "$(calc "100 * $med / $base")")
-    done
-    echo "$line"
+    variant_line "$(printf 'synchronous_commit=%-3s  untracked %.0f tps |' "$1" \
+        "$(median ${TPS[$1/plain]})")" tps_piece "$1" "${VARIANTS[@]:1}"
 }
 
-# wal_line mode: median WAL bytes per transaction of each variant
 wal_line()
 {
-    local mode=$1 v line
-    line=$(printf 'synchronous_commit=%-3s  WAL bytes/txn:' "$mode")
-    for v in "${VARIANTS[@]}"; do
-        # shellcheck disable=SC2086
-        line+=$(printf ' %s %.0f' "${LABEL[$v]}" "$(median ${WAL[$mode/$v]})")
-        [ "$v" = "${VARIANTS[-1]}" ] || line+=' |'
-    done
-    echo "$line"
+    variant_line "$(printf 'synchronous_commit=%-3s  WAL bytes/txn:' "$1")" \
+        wal_piece "$1" "${VARIANTS[@]}"
 }
 
-# paired_line mode: per variant, the median of its paired ratios and their
-# range
 paired_line()
 {
-    local mode=$1 v line range
-    line=$(printf 'synchronous_commit=%-3s  paired ratios, median (min-max):' "$mode")
-    for v in "${VARIANTS[@]:1}"; do
-        read -r -a range <<<"$(pair_range "$mode" "$v")"
-        line+=$(printf ' %s %.0f%% (%.0f-%.0f)' "${LABEL[$v]}" "$(paired "$mode" "$v")" \
-            "${range[0]}" "${range[1]}")
-        [ "$v" = "${VARIANTS[-1]}" ] || line+=' |'
-    done
-    echo "$line"
+    variant_line "$(printf 'synchronous_commit=%-3s  paired ratios, median (min-max):' "$1")" \
+        paired_piece "$1" "${VARIANTS[@]:1}"
 }
 
-# cost_line mode: per variant, the median of the microseconds it added to
-# each client's transaction, against its paired untracked runs
 cost_line()
 {
-    local mode=$1 v line
-    line=$(printf 'synchronous_commit=%-3s  cost per transaction, median of pairs:' "$mode")
-    for v in "${VARIANTS[@]:1}"; do
-        # shellcheck disable=SC2086
-        line+=$(printf ' %s %.1f us' "${LABEL[$v]}" "$(median ${COST[$mode/$v]})")
-        [ "$v" = "${VARIANTS[-1]}" ] || line+=' |'
-    done
-    echo "$line"
+    variant_line "$(printf 'synchronous_commit=%-3s  cost per transaction, median of pairs:' "$1")" \
+        cost_piece "$1" "${VARIANTS[@]:1}"
 }
 
-# implied_line: the synchronous_commit = on ratio that each variant's "off"
-# cost implies, if it added just that time to an untracked "on"
-# transaction (median time per transaction and client); and the cost that
-# TARGET_ON allows at that time
+# implied_line: each variant's implied "on" ratio at the median time of an
+# untracked "on" transaction, and the cost that TARGET_ON allows at that time
+# shellcheck disable=SC2086
 implied_line()
 {
-    local cycle v line
-    # shellcheck disable=SC2086
+    local cycle
     cycle=$(median ${CYCLE[on]})
-    line=$(printf 'synchronous_commit=on   untracked %.0f us per transaction; the off costs imply:' "$cycle")
-    for v in "${VARIANTS[@]:1}"; do
-        # shellcheck disable=SC2086
-        line+=$(printf ' %s %.1f%%' "${LABEL[$v]}" \
-            "$(calc "100 * $cycle / ($cycle + $(median ${COST[off/$v]}))")")
-        [ "$v" = "${VARIANTS[-1]}" ] || line+=' |'
-    done
-    echo "$line"
+    variant_line "$(printf 'synchronous_commit=on   untracked %.0f us per transaction; the off costs imply:' "$cycle")" \
+        implied_piece "$cycle" "${VARIANTS[@]:1}"
     printf '                         %d%% allows a cost of %.1f us per transaction at that time\n' \
         "$TARGET_ON" "$(calc "$cycle * (100 / $TARGET_ON - 1)")"
 }

@@ -1,6 +1,13 @@
 # shellcheck shell=bash
-# test/bench/variants.sh - the UPDATE that run.sh and instructions.sh run on
-# each variant's table of setup.sql (sourced by both).
+# test/bench/variants.sh - the variants that run.sh and instructions.sh
+# compare, one table each in setup.sql, and the UPDATE they run on it
+# (sourced by both).
+
+# shellcheck disable=SC2034  # used by the scripts that source this file
+VARIANTS=(plain mfgsync plpgsql pgq rowonly)
+# shellcheck disable=SC2034
+declare -A LABEL=([plain]=untracked [mfgsync]=mfgsync [plpgsql]=plpgsql [pgq]=pgq
+                  [rowonly]="event row")
 
 # variant_update variant delta aid: the statement, on one line (pgbench reads
 # a statement from one line), updating accounts_<variant> by primary key;

@@ -11,8 +11,8 @@
 #
 #   1. single-row UPDATE by primary key, pgbench -c $CLIENTS -j $CLIENTS
 #      -M $PROTOCOL (CLIENTS = 2), on five 100,000-row pgbench_accounts
-#      copies: untracked, tracked by
-#      mfgsync, with a PL/pgSQL outbox trigger, with PgQ's logutriga, and
+#      copies (test/bench/variants.sh): untracked, tracked by mfgsync, with
+#      a PL/pgSQL outbox trigger, with PgQ's logutriga, and
 #      "event row": no trigger, the UPDATE statement itself inserts a
 #      constant row the size of mfgsync's event into a table like the
 #      outbox with one index (what writing such an event through SQL costs,
@@ -25,9 +25,9 @@
 #      ratio of those medians (as reported up to run 13) and the median WAL
 #      bytes per transaction are reported too, and so is each variant's cost:
 #      the time it added to each client's transaction, CLIENTS / tps minus
-#      CLIENTS / tps of its paired untracked run.  With synchronous_commit = on a transaction
-#      waits for its commit too; adding the "off" cost to the untracked "on"
-#      time gives the "on" ratio that cost implies;
+#      CLIENTS / tps of its paired untracked run.  With synchronous_commit =
+#      on a transaction waits for its commit too; adding the "off" cost to
+#      the untracked "on" time gives the "on" ratio that cost implies;
 #   2. one INSERT ... SELECT of 1,000,000 rows into a production-order
 #      shaped table, untracked vs tracked by mfgsync, BULK_RUNS (5) runs each,
 #      alternating; medians and the ratio tracked/untracked.

@@ -49,15 +49,18 @@ trap 'stop_cluster' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# single sql-file: run the statements of sql-file (one per line, each its own
-# transaction) in a single-user server; its output in $CLUSTER_DIR/single.out
+# single sql-file [command...]: run the statements of sql-file (one per line,
+# each its own transaction) in a single-user server, under command if given
+# (valgrind); the server's output in $CLUSTER_DIR/single.out
 single()
 {
-    if ! run_unprivileged postgres --single -D "$CLUSTER_DIR/data" -c synchronous_commit=off \
-        bench <"$1" >"$CLUSTER_DIR/single.out" 2>&1 ||
+    local f=$1
+    shift
+    if ! run_unprivileged "$@" postgres --single -D "$CLUSTER_DIR/data" -c synchronous_commit=off \
+        bench <"$f" >"$CLUSTER_DIR/single.out" 2>&1 ||
         grep -q 'ERROR:' "$CLUSTER_DIR/single.out"; then
         cat "$CLUSTER_DIR/single.out" >&2
-        die "single-user run of $1 failed"
+        die "single-user run of $f failed"
     fi
 }
 
@@ -131,12 +134,8 @@ measure()
     for n in "$SMALL" "$LARGE"; do
         reset
         f="$CLUSTER_DIR/$protocol-$v-$n.sql"
-        run_unprivileged valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-            postgres --single -D "$CLUSTER_DIR/data" -c synchronous_commit=off bench \
-            <"$f" >"$CLUSTER_DIR/single.out" 2>"$CLUSTER_DIR/valgrind.log" ||
-            { cat "$CLUSTER_DIR/valgrind.log" >&2; die "valgrind run of $f failed"; }
-        ! grep -q 'ERROR:' "$CLUSTER_DIR/single.out" "$CLUSTER_DIR/valgrind.log" ||
-            { cat "$CLUSTER_DIR/single.out" "$CLUSTER_DIR/valgrind.log" >&2; die "single-user run of $f failed"; }
+        single "$f" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+            --log-file="$CLUSTER_DIR/valgrind.log"
         total[$n]=$(sed -n 's/^==[0-9]*== Collected : \([0-9]*\)$/\1/p' "$CLUSTER_DIR/valgrind.log")
         [ -n "${total[$n]}" ] || { cat "$CLUSTER_DIR/valgrind.log" >&2; die "no instruction count"; }
         ev=$(sed -n 's/^[[:space:]]*1: n = "\([0-9]*\)".*/\1/p' "$CLUSTER_DIR/single.out" | tail -n 1)
